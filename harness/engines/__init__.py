@@ -1,0 +1,1 @@
+"""Stream processing engines behind one interface (:class:`harness.engines.base.Engine`)."""

@@ -1,0 +1,141 @@
+"""The windowed click count: the one statement of what every engine computes and the oracle checks.
+
+Every engine job, the load generator, the collector and the oracle take their semantics from this module; a change
+of semantics is one edit here (README, "What is measured", says the same in prose).
+
+Input
+    One JSON object per Kafka record, keyed by ``user`` (so a user's events stay on one partition)::
+
+        {"user": "u00042", "action": "click", "ts": 1764072000123, "seq": 981, "pad": "xxxx"}
+
+    ``ts`` is the event time in epoch milliseconds: the event's *intended* send time from the open-loop schedule,
+    minus its planned disorder delay — never the time it was actually sent. ``seq`` numbers the events of a run
+    from 0. ``pad`` (optional) fills the record to the scenario's payload size; engines ignore it.
+
+Windows
+    Tumbling windows of size W, or hopping windows of size W sliding by S (S divides W), as ``[start, end)``
+    aligned to the epoch: an event with time ``ts`` belongs to every window with ``start <= ts < start + W`` and
+    ``start % S == 0`` (W/S windows).
+
+Watermark and lateness
+    watermark = (largest ``ts`` seen) − D, D being the bounded out-of-orderness (``window.watermark_delay``).
+    A window is final — its count is emitted (append mode) — when the watermark reaches its end. An event whose
+    window is already final when it arrives is *late* for that window and is not counted in it. Flink fires at
+    ``watermark >= end - 1 ms`` and Spark at ``watermark >= end``: a 1 ms difference, inside the latency noise.
+    Events the generator makes deliberately late (``load.late``) are ``by`` earlier than their send time, more
+    than W + D, so the oracle accepts a count with or without them and reports how many were dropped.
+
+Output
+    One JSON record per (window, user) on the result topic, created with ``message.timestamp.type=LogAppendTime``
+    so the broker stamps when each result became visible::
+
+        {"user": "u00042", "window_start": 1764072000000, "window_end": 1764072010000, "count": 17}
+
+    Engines in update mode may write several records for one pair; the collector takes the last one as the
+    engine's answer and the first one carrying the final count as the moment it became visible.
+
+End of run
+    After the load, the generator writes one record per partition for :data:`FLUSH_USER` with ``ts`` past the
+    last window's end + D, so every partition's watermark moves past every window. Results for that user are
+    bookkeeping, not load: the collector ignores them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ACTION = "click"
+FLUSH_USER = "__flush__"
+FLUSH_ACTION = "flush"
+
+INPUT_FIELDS = ("user", "action", "ts", "seq")
+"""Fields of an input record, in order (``pad`` optionally follows)."""
+
+OUTPUT_FIELDS = ("user", "window_start", "window_end", "count")
+"""Fields of an output record: what every engine writes, and in this order."""
+
+
+def user_id(index: int | np.ndarray, users: int) -> Any:
+    """User ids ``u00000`` .. ``u{users-1}``, zero-padded to at least 5 digits so they sort as numbers."""
+    width = max(5, len(str(users - 1)))
+    if isinstance(index, np.ndarray):
+        return np.char.add("u", np.char.zfill(index.astype(str), width))
+    return f"u{index:0{width}d}"
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Window geometry in milliseconds; tumbling when ``slide_ms == size_ms``."""
+
+    size_ms: int
+    slide_ms: int
+    watermark_delay_ms: int
+
+    def __post_init__(self) -> None:
+        if self.size_ms <= 0 or self.slide_ms <= 0 or self.size_ms % self.slide_ms:
+            raise ValueError(f"slide ({self.slide_ms} ms) must divide size ({self.size_ms} ms)")
+
+    @property
+    def per_event(self) -> int:
+        """How many windows each event belongs to."""
+        return self.size_ms // self.slide_ms
+
+    def starts_of(self, ts: int) -> list[int]:
+        """Starts of every window containing ``ts``, oldest first."""
+        last = ts - ts % self.slide_ms
+        return [last - k * self.slide_ms for k in range(self.per_event - 1, -1, -1)]
+
+    def assign(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Vectorised :meth:`starts_of`: ``(row, window_start)`` arrays, one entry per (event, window)."""
+        ts = np.asarray(ts, dtype=np.int64)
+        last = ts - np.mod(ts, self.slide_ms)
+        rows = np.repeat(np.arange(ts.size), self.per_event)
+        offsets = np.tile(np.arange(self.per_event - 1, -1, -1, dtype=np.int64) * self.slide_ms, ts.size)
+        return rows, np.repeat(last, self.per_event) - offsets
+
+    def final_after(self, window_end: int) -> int:
+        """Smallest largest-event-time at which the window ending at ``window_end`` is final in every engine."""
+        return window_end + self.watermark_delay_ms
+
+    def flush_ts(self, last_event_ts: int) -> int:
+        """Event time of the end-of-run records: past the end of every window holding ``last_event_ts``, + D."""
+        last_end = max(self.starts_of(last_event_ts)) + self.size_ms
+        return self.final_after(last_end) + 1
+
+
+def result_record(user: str, window_start: int, window_end: int, count: int) -> dict[str, Any]:
+    """The output record, as every engine must write it."""
+    return {"user": user, "window_start": window_start, "window_end": window_end, "count": count}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything an engine job needs, handed to it as JSON (``--spec FILE``) so the job code in
+    ``harness/engines/jobs`` can run in the engine's own process, locally or on a cluster."""
+
+    bootstrap: str
+    input_topic: str
+    output_topic: str
+    window_size_ms: int
+    window_slide_ms: int
+    watermark_delay_ms: int
+    parallelism: int
+    partitions: int
+    state_dir: str
+    """Checkpoints and other job state: in the run directory."""
+    settings: dict[str, Any]
+    """The engine's own validated settings (output mode, trigger, delivery guarantee, ...)."""
+
+    @property
+    def windows(self) -> Windows:
+        return Windows(self.window_size_ms, self.window_slide_ms, self.watermark_delay_ms)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobSpec:
+        return cls(**data)
