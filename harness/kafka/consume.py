@@ -1,0 +1,96 @@
+"""Reading a whole topic back: result records with their broker timestamps, or raw input records for checks."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+
+@dataclass(frozen=True)
+class Record:
+    partition: int
+    offset: int
+    timestamp_ms: int
+    """The record's timestamp: broker append time on result topics (``LogAppendTime``)."""
+    timestamp_type: int
+    """confluent_kafka.TIMESTAMP_LOG_APPEND_TIME (2) or TIMESTAMP_CREATE_TIME (1)."""
+    key: bytes | None
+    value: bytes
+
+
+def consumer(bootstrap: str, *, read_committed: bool = False, quiet: bool = True) -> Consumer:
+    config = {
+        "bootstrap.servers": bootstrap,
+        "group.id": f"bench-reader-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+        "fetch.wait.max.ms": 50,
+    }
+    if quiet:
+        config["log_level"] = 3
+    return Consumer(config)
+
+
+def end_offsets(bootstrap: str, topic: str, *, read_committed: bool = False) -> dict[int, int]:
+    """High watermark (or last stable offset, read_committed) of every partition."""
+    client = consumer(bootstrap, read_committed=read_committed)
+    try:
+        partitions = client.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: client.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    finally:
+        client.close()
+
+
+def iter_records(
+    bootstrap: str,
+    topic: str,
+    *,
+    read_committed: bool = False,
+    until: Callable[[], bool] | None = None,
+    idle_timeout: float = 2.0,
+    poll_batch: int = 10_000,
+) -> Iterator[Record]:
+    """Every record of ``topic`` from the beginning. Stops when all partitions reached the end offsets seen
+    at the start and ``until`` (if given) is true, or nothing arrived for ``idle_timeout`` seconds after that."""
+    client = consumer(bootstrap, read_committed=read_committed)
+    try:
+        partitions = client.list_topics(topic, timeout=10).topics[topic].partitions
+        client.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        targets = end_offsets(bootstrap, topic, read_committed=read_committed)
+        position = {p: 0 for p in partitions}
+        last_data = time.monotonic()
+        while True:
+            messages = client.consume(poll_batch, timeout=0.2)
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise RuntimeError(f"reading {topic}: {error}")
+                position[message.partition()] = message.offset() + 1
+                ts_type, ts = message.timestamp()
+                yield Record(message.partition(), message.offset(), ts, ts_type, message.key(), message.value())
+            if messages:
+                last_data = time.monotonic()
+            caught_up = all(position[p] >= targets[p] for p in targets)
+            done_waiting = until is None or until()
+            if caught_up and done_waiting and (until is None or time.monotonic() - last_data > idle_timeout):
+                return
+    finally:
+        client.close()
+
+
+def read_json_records(bootstrap: str, topic: str, *, read_committed: bool = False) -> list[dict]:
+    """Every record of ``topic`` as its decoded JSON object plus ``_partition``, ``_offset``, ``_timestamp``."""
+    rows = []
+    for record in iter_records(bootstrap, topic, read_committed=read_committed):
+        row = json.loads(record.value)
+        row.update(_partition=record.partition, _offset=record.offset, _timestamp=record.timestamp_ms)
+        rows.append(row)
+    return rows
