@@ -402,10 +402,10 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         return "unknown field (check the spelling; see `bench validate --help` for the format)"
     bounds = {
-        "greater_than": f"must be > {ctx.get('gt')}",
-        "greater_than_equal": f"must be >= {ctx.get('ge')}",
-        "less_than": f"must be < {ctx.get('lt')}",
-        "less_than_equal": f"must be <= {ctx.get('le')}",
+        "greater_than": f"must be > {_show(ctx.get('gt'))}",
+        "greater_than_equal": f"must be >= {_show(ctx.get('ge'))}",
+        "less_than": f"must be < {_show(ctx.get('lt'))}",
+        "less_than_equal": f"must be <= {_show(ctx.get('le'))}",
         "too_short": f"must have at least {ctx.get('min_length')} item(s)",
         "literal_error": f"must be one of {ctx.get('expected')}",
         "union_tag_invalid": f"type must be one of {ctx.get('expected_tags')}",
@@ -431,6 +431,8 @@ def _message(error: dict[str, Any]) -> str:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
     if isinstance(value, (dict, list)):
         return _kind(value)
     return repr(value) if isinstance(value, str) else str(value)

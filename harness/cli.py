@@ -1,0 +1,144 @@
+"""The ``bench`` command: thin click wrappers; the work happens in the modules they call."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+from harness import __version__
+from harness.errors import HarnessError, ScenarioError
+
+
+class RateType(click.ParamType):
+    """``50k``, ``1.5M``, ``2000`` events/s."""
+
+    name = "rate"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        from harness.units import parse_count
+
+        try:
+            rate = parse_count(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if rate <= 0:
+            self.fail(f"must be > 0 (got {value!r})", param, ctx)
+        return rate
+
+
+class DurationType(click.ParamType):
+    """``10s``, ``2m``, ``500ms`` → milliseconds."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        from harness.units import parse_duration_ms
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_duration_ms(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+RATE = RateType()
+DURATION = DurationType()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bench")
+def cli() -> None:
+    """Benchmark Spark Structured Streaming and Flink on the same Kafka windowed count.
+
+    Typical use: `bench run scenarios/smoke.yaml`, then read results/<run>/report.md.
+    """
+
+
+@cli.command()
+@click.argument("scenario_file", type=click.Path(dir_okay=False, path_type=Path))
+def validate(scenario_file: Path) -> None:
+    """Check SCENARIO_FILE and print it fully resolved (defaults filled in), or every error, one per line."""
+    from harness.scenario import load_scenario
+
+    scenario = load_scenario(scenario_file)
+    click.echo(f"# {scenario_file}: valid")
+    click.echo(yaml.safe_dump(scenario.dump(), sort_keys=False, allow_unicode=True).rstrip())
+
+
+@cli.command()
+def engines() -> None:
+    """List the registered engines (scenarios may also name any `module:Class`)."""
+    from harness.engines.registry import BUILTIN, registered_engines
+
+    for name, engine in registered_engines().items():
+        if isinstance(engine, LookupError):
+            click.echo(f"{name:14} (cannot load: {engine})")
+        else:
+            click.echo(f"{name:14} {engine.description}  [{BUILTIN[name]}]")
+
+
+@cli.command()
+@click.option("--update-lock", is_flag=True, help="Record the fetched jars' checksums (after a version change).")
+def setup(update_lock: bool) -> None:
+    """Fetch the JVM artifacts (Kafka broker, Spark and Flink Kafka connectors) with Maven into the cache,
+    verifying checksums. Quick when the cache is complete."""
+    from harness import jvm
+
+    java = jvm.find_java()
+    click.echo(f"java: {java} (Java {jvm.java_version(java)})")
+    for name, bundle in jvm.BUNDLES.items():
+        jars = jvm.fetch(name, log=click.echo, relock=update_lock)
+        click.echo(f"{name}: {len(jars)} jar(s) verified in {jvm.bundle_dir(name)} — {bundle.purpose}")
+
+
+@cli.command()
+@click.option("--port", type=int, default=9092, show_default=True, help="Broker port on 127.0.0.1.")
+@click.option("--dir", "work_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Storage and log directory (default: a new temporary directory).")
+def kafka(port: int, work_dir: Path | None) -> None:
+    """Run the embedded Kafka broker in the foreground until Ctrl-C (for manual use)."""
+    import tempfile
+    import time
+
+    from harness.kafka import EmbeddedKafka
+
+    work_dir = work_dir or Path(tempfile.mkdtemp(prefix="bench-kafka-"))
+    with EmbeddedKafka(work_dir, port=port) as broker:
+        click.echo(f"Kafka {broker.versions()['kafka']} ready at {broker.bootstrap}; log: {broker.log_path}")
+        click.echo("Ctrl-C to stop.")
+        try:
+            while broker.process is not None and broker.process.alive():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            click.echo("stopping")
+
+
+def main() -> None:
+    """Entry point: user errors are one message and a non-zero exit, without a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ScenarioError as exc:
+        for line in exc.lines:
+            click.echo(line, err=True)
+        click.echo(f"{len(exc.lines)} error(s); nothing was started.", err=True)
+        sys.exit(exc.exit_code)
+    except HarnessError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
