@@ -117,6 +117,64 @@ def kafka(port: int, work_dir: Path | None) -> None:
             click.echo("stopping")
 
 
+@cli.command()
+@click.argument("scenario_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bootstrap", help="Kafka to write to (default: the scenario's external kafka.bootstrap).")
+@click.option("--topic", default=None, help="Topic to drive (default: <scenario name>-events); created fresh.")
+@click.option("--rate", type=RATE, default=None, help="Override load.rate, e.g. 50k.")
+@click.option("--duration", type=DURATION, default=None, help="Override duration, e.g. 2m.")
+def generate(scenario_file: Path, bootstrap: str | None, topic: str | None, rate: float | None,
+             duration: int | None) -> None:
+    """Drive SCENARIO_FILE's load into a Kafka topic on its own, for use with any consumer.
+
+    The topic is created fresh with the scenario's partition count; the end-of-run records follow the load.
+    Start a broker with `bench kafka` if you have none.
+    """
+    from harness.errors import HarnessError
+    from harness.kafka import create_topics
+    from harness.loadgen import run_generator
+    from harness.runner import apply_overrides
+    from harness.scenario import load_scenario
+
+    scenario = apply_overrides(load_scenario(scenario_file, check_engines=False), rate=rate, duration=duration,
+                               source=str(scenario_file))
+    bootstrap = bootstrap or scenario.kafka.bootstrap
+    if not bootstrap:
+        raise HarnessError("bench generate needs a broker: pass --bootstrap HOST:PORT (start one with `bench kafka`)")
+    topic = topic or f"{scenario.name}-events"
+    create_topics(bootstrap, {topic: scenario.kafka.partitions}, replication_factor=scenario.kafka.replication_factor)
+    total_s = scenario.duration / 1000
+
+    def progress(p):  # type: ignore[no-untyped-def]
+        if p.elapsed_ms >= 0:
+            click.echo(f"\r{p.elapsed_ms / 1000:5.0f}/{total_s:.0f} s  sent {p.sent:,}/{p.planned:,}"
+                       f"  behind {max(p.due - p.sent, 0):,}", nl=False)
+
+    result = run_generator(scenario, bootstrap, topic, progress=progress)
+    click.echo("")
+    click.echo(f"sent {result.events_sent:,} events to {topic} at {result.achieved_rate:,.0f}/s "
+               f"(target {result.target_rate:,.0f}/s); publish delay p99 {result.publish_delay_ms.get('p99', 0):.1f} ms")
+    click.echo("valid" if result.valid else f"INVALID: {result.reason}")
+
+
+@cli.group()
+def perf() -> None:
+    """Benchmarks of the harness's own parts."""
+
+
+@perf.command("producer")
+@click.option("--records", type=int, default=2_000_000, show_default=True)
+@click.option("--record-size", type=int, default=100, show_default=True, help="Bytes per record.")
+@click.option("--partitions", type=int, default=4, show_default=True)
+@click.option("--linger", "linger_ms", type=int, default=5, show_default=True, help="linger.ms for both.")
+def perf_producer(records: int, record_size: int, partitions: int, linger_ms: int) -> None:
+    """Kafka's kafka-producer-perf-test vs this generator, same embedded broker, records and partitions."""
+    from harness.perf import compare_producers
+
+    for line in compare_producers(records, record_size, partitions, linger_ms).lines():
+        click.echo(line)
+
+
 def main() -> None:
     """Entry point: user errors are one message and a non-zero exit, without a traceback."""
     try:

@@ -1,0 +1,94 @@
+"""``bench perf producer``: the generator's producer path against Kafka's own ``kafka-producer-perf-test``.
+
+Both run in one invocation against the same embedded broker, on fresh topics with the same partition count, the
+same record size, the same acks/linger, one after the other (never concurrently on a 2-core machine), so the
+ratio says whether the generator could ever be the bottleneck of a run.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import jvm
+from harness.errors import ServiceError
+from harness.kafka import EmbeddedKafka, create_topics
+from harness.loadgen import producer_perf
+
+_SUMMARY = re.compile(r"(\d+) records sent, ([0-9.]+) records/sec")
+
+
+@dataclass(frozen=True)
+class ProducerComparison:
+    records: int
+    record_size: int
+    partitions: int
+    linger_ms: int
+    kafka_perf_rps: float
+    """kafka-producer-perf-test (org.apache.kafka.tools.ProducerPerformance), records/s."""
+    generator_rps: dict[str, float]
+    """This generator's producer path per backend (pre-encoded records), records/s."""
+    generator_encoding_rps: dict[str, float]
+    """The same including event generation + JSON encoding per record, records/s."""
+
+    def lines(self) -> list[str]:
+        out = [
+            f"records={self.records:,} record_size={self.record_size} B partitions={self.partitions} "
+            f"acks=all linger={self.linger_ms} ms",
+            f"{'kafka-producer-perf-test':40} {self.kafka_perf_rps:>12,.0f} records/s   1.00x",
+        ]
+        for backend, rps in self.generator_rps.items():
+            out.append(f"{'generator ' + backend + ' (pre-encoded)':40} {rps:>12,.0f} records/s   "
+                       f"{rps / self.kafka_perf_rps:.2f}x")
+        for backend, rps in self.generator_encoding_rps.items():
+            out.append(f"{'generator ' + backend + ' (encode + send)':40} {rps:>12,.0f} records/s   "
+                       f"{rps / self.kafka_perf_rps:.2f}x")
+        return out
+
+
+def kafka_producer_perf(bootstrap: str, topic: str, records: int, record_size: int, linger_ms: int) -> float:
+    """Run ProducerPerformance from the cached kafka-tools jar; return its records/s."""
+    java = jvm.find_java()
+    classpath = ":".join(str(path) for path in jvm.classpath("kafka"))
+    command = [
+        str(java), "-Xmx512m", "-cp", classpath, "org.apache.kafka.tools.ProducerPerformance",
+        "--topic", topic, "--num-records", str(records), "--record-size", str(record_size), "--throughput", "-1",
+        "--producer-props", f"bootstrap.servers={bootstrap}", "acks=all", f"linger.ms={linger_ms}",
+        "enable.idempotence=true", "compression.type=none",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
+    summaries = [m for m in _SUMMARY.finditer(done.stdout)]
+    if done.returncode != 0 or not summaries:
+        raise ServiceError(f"ProducerPerformance failed (exit {done.returncode}): {(done.stdout + done.stderr)[-800:]}")
+    return float(summaries[-1].group(2))
+
+
+def compare_producers(
+    records: int = 2_000_000,
+    record_size: int = 100,
+    partitions: int = 4,
+    linger_ms: int = 5,
+    backends: tuple[str, ...] = ("confluent", "kafka-python"),
+    work_dir: Path | None = None,
+) -> ProducerComparison:
+    """Start an embedded broker, run ProducerPerformance and then the generator's backends on fresh topics."""
+    work_dir = work_dir or Path(tempfile.mkdtemp(prefix="bench-perf-"))
+    with EmbeddedKafka(work_dir) as broker:
+        create_topics(broker.bootstrap, {"perf-kafka": partitions})
+        kafka_rps = kafka_producer_perf(broker.bootstrap, "perf-kafka", records, record_size, linger_ms)
+        ours: dict[str, float] = {}
+        ours_encoding: dict[str, float] = {}
+        for backend in backends:
+            # kafka-python is much slower: a tenth of the records keeps its run short without changing the rate
+            count = records if backend == "confluent" else max(records // 10, 10_000)
+            topic = f"perf-{backend}"
+            create_topics(broker.bootstrap, {topic: partitions})
+            ours[backend] = producer_perf(broker.bootstrap, topic, count, record_size, partitions,
+                                          backend=backend, linger_ms=linger_ms)
+            create_topics(broker.bootstrap, {topic: partitions})
+            ours_encoding[backend] = producer_perf(broker.bootstrap, topic, count, record_size, partitions,
+                                                   backend=backend, linger_ms=linger_ms, include_encoding=True)
+    return ProducerComparison(records, record_size, partitions, linger_ms, kafka_rps, ours, ours_encoding)
