@@ -70,6 +70,71 @@ def validate(scenario_file: Path) -> None:
 
 
 @cli.command()
+@click.argument("scenario_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--engines", "engine_names", default=None,
+              help="Comma-separated engines (labels or registered names) to run instead of the scenario's list.")
+@click.option("--repetitions", type=click.IntRange(min=1), default=None, help="Override repetitions.")
+@click.option("--duration", type=DURATION, default=None, help="Override duration (whole load period), e.g. 2m.")
+@click.option("--rate", type=RATE, default=None, help="Override load.rate, e.g. 50k.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, help="Directory under which the run directory is created.")
+@click.option("--no-report", is_flag=True, help="Skip writing report.md at the end.")
+def run(scenario_file: Path, engine_names: str | None, repetitions: int | None, duration: int | None,
+        rate: float | None, out: Path, no_report: bool) -> None:
+    """Run SCENARIO_FILE: every engine × repetition, one after another, and write results and a report.
+
+    The scenario (with any overrides) is validated before anything starts. Results go to
+    OUT/<UTC timestamp>-<scenario>/; nothing existing is overwritten. Exit code 0 when every engine ran, 1 when
+    any engine failed, 130 when interrupted.
+    """
+    from harness.runner import apply_overrides, run_scenario
+    from harness.scenario import load_scenario
+
+    scenario = apply_overrides(
+        load_scenario(scenario_file),
+        rate=rate, duration=duration, repetitions=repetitions,
+        engines=[name.strip() for name in engine_names.split(",") if name.strip()] if engine_names else None,
+        source=str(scenario_file),
+    )
+    outcome = run_scenario(scenario, out, report=not no_report)
+    click.echo(f"{outcome.status}: {outcome.run_dir}")
+    for failure in outcome.failures:
+        click.echo(f"  failed: {failure.splitlines()[0]}", err=True)
+    if outcome.status == "interrupted":
+        sys.exit(130)
+    if outcome.failures:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--to", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the markdown here (e.g. REPORT.md) instead of RUN_DIR/report.md.")
+def report(run_dir: Path, to: Path | None) -> None:
+    """Write the report (markdown + PNG plots) of RUN_DIR."""
+    from harness.report import write_report
+
+    click.echo(write_report(run_dir, to))
+
+
+@cli.command()
+@click.argument("run_a", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("run_b", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--fail-on-regression", "pct", type=click.FloatRange(min=0), default=None,
+              help="Exit 1 when a figure of RUN_B is worse than RUN_A's by more than PCT percent and beyond the "
+                   "noise measured in the repetitions.")
+def compare(run_a: Path, run_b: Path, pct: float | None) -> None:
+    """Print RUN_A and RUN_B side by side with changes (RUN_A is the baseline)."""
+    from harness.compare import compare as compare_runs
+
+    text, regressed = compare_runs(run_a, run_b, pct)
+    click.echo(text)
+    if regressed:
+        click.echo(f"regression beyond {pct:g} % and beyond the measured noise", err=True)
+        sys.exit(1)
+
+
+@cli.command()
 def engines() -> None:
     """List the registered engines (scenarios may also name any `module:Class`)."""
     from harness.engines.registry import BUILTIN, registered_engines

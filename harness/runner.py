@@ -13,12 +13,31 @@ Ctrl-C stops everything cleanly, keeps what was measured and marks the run inter
 from __future__ import annotations
 
 import copy
+import shutil
+import signal
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ScenarioError
-from harness.scenario import Scenario, parse_scenario
+import pandas as pd
+import psutil
+
+from harness import jvm, results
+from harness.collector import LiveCollector, max_ts_for_run
+from harness.engines.base import Engine, EngineContext
+from harness.engines.registry import resolve_engine
+from harness.errors import HarnessError, ScenarioError
+from harness.kafka import create_topics, kafka_service
+from harness.kafka.service import KafkaEndpoint
+from harness.loadgen import GeneratorResult, Progress, run_generator
+from harness.oracle import Expected, diff_output, expected_for_run
+from harness.progress import ProgressDisplay
+from harness.report import write_report
+from harness.resources import ResourceSampler, this_process
+from harness.scenario import EngineEntry, Scenario, parse_scenario
 from harness.units import format_count, format_duration_ms
+from harness.workload import JobSpec
 
 
 def apply_overrides(
@@ -48,7 +67,292 @@ def apply_overrides(
             entry = by_name.get(name)
             chosen.append(entry.model_dump(mode="json") if entry is not None else name)
         data["engines"] = chosen
+    return parse_scenario(data, source=f"{source} (with command-line overrides)")
+
+
+# ------------------------------------------------------------------------------------------------- the run
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    status: str
+    """complete | interrupted | failed"""
+    report: Path | None
+    failures: list[str]
+
+
+def run_scenario(
+    scenario: Scenario,
+    out: Path,
+    *,
+    display: ProgressDisplay | None = None,
+    report: bool = True,
+) -> RunOutcome:
+    """Run every engine × repetition of an already validated scenario; write results under ``out``.
+
+    Checks that the JVM artifacts are in place before anything starts. Returns the run directory and how the
+    run ended; raises only for problems before the first engine starts (e.g. the broker would not start).
+    """
+    jvm.classpath("kafka") if scenario.kafka.mode == "embedded" else None  # SetupError names `bench setup`
+    engine_classes = {entry.name: resolve_engine(entry.engine) for entry in scenario.engines}
+    settings = {entry.name: engine_classes[entry.name].Settings.model_validate(entry.settings)
+                for entry in scenario.engines}
+    display = display or ProgressDisplay()
+    run_dir = results.create_run_dir(out, scenario.name)
+    results.write_run_info(
+        run_dir, scenario, results.environment_fingerprint(kafka_mode=scenario.kafka.mode)
+    )
+    display.message(f"run directory: {run_dir}")
+    failures: list[str] = []
+    status = "complete"
     try:
-        return parse_scenario(data, source=f"{source} (with command-line overrides)")
-    except ScenarioError:
-        raise
+        with display, kafka_service(scenario.kafka, run_dir / "kafka") as kafka:
+            display.message(f"kafka: {kafka.mode} at {kafka.bootstrap}")
+            for repetition in range(1, scenario.repetitions + 1):
+                for entry in scenario.engines:
+                    one = _EngineRun(scenario, entry, engine_classes[entry.name], settings[entry.name],
+                                     repetition, run_dir, kafka, display)
+                    outcome = one.run()
+                    if outcome != "ok":
+                        failures.append(f"{entry.name} rep {repetition}: {one.error or outcome}")
+                    if outcome == "interrupted":
+                        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        status = "interrupted"
+        display.message("interrupted: engines stopped; what was measured is kept")
+    except HarnessError as exc:
+        status = "failed"
+        failures.append(str(exc))
+        display.message(f"run failed: {exc}")
+    if status == "complete" and failures:
+        status = "complete" if len(failures) < len(scenario.engines) * scenario.repetitions else "failed"
+    results.write_run_status(run_dir, status, "\n".join(failures))  # type: ignore[arg-type]
+    report_path = None
+    if report and any(run_dir.glob("*/rep-*/summary.json")):
+        report_path = write_report(run_dir)
+        display.message(f"report: {report_path}")
+    return RunOutcome(run_dir, status, report_path, failures)
+
+
+def _generator_processes() -> list[psutil.Process]:
+    """The generator's worker processes: multiprocessing ``spawn`` children of the harness."""
+    found = []
+    for child in psutil.Process().children(recursive=False):
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
+class _EngineRun:
+    """One engine × one repetition, in fixed phases; never raises for an engine failure (it is recorded)."""
+
+    CHECK_EVERY_S = 1.0
+    SETTLE_S = 2.0
+    """After the last expected pair arrived, keep reading this long to catch duplicates and extras."""
+
+    def __init__(self, scenario: Scenario, entry: EngineEntry, engine_class: type[Engine], settings: Any,
+                 repetition: int, run_dir: Path, kafka: KafkaEndpoint, display: ProgressDisplay) -> None:
+        self.scenario = scenario
+        self.entry = entry
+        self.engine_class = engine_class
+        self.settings = settings
+        self.repetition = repetition
+        self.run_dir = run_dir
+        self.kafka = kafka
+        self.display = display
+        self.label = entry.name
+        self.rep_dir = results.repetition_dir(run_dir, self.label, repetition)
+        self.work_dir = self.rep_dir / "work"
+        prefix = f"bench-{run_dir.name}-{self.label}-r{repetition}"
+        self.input_topic = f"{prefix}-in"
+        self.output_topic = f"{prefix}-out"
+        self.error: str | None = None
+        self.log_tail: list[str] = []
+
+    def run(self) -> str:
+        """``ok``, ``failed`` or ``interrupted``; the result is written in every case."""
+        scenario = self.scenario
+        display = self.display
+        display.update(engine=self.label, repetition=f"rep {self.repetition}/{scenario.repetitions}",
+                       phase="creating topics", elapsed_s=0, total_s=scenario.duration / 1000, sent=0, results=0,
+                       p50_ms=None, p99_ms=None, target_rate=0, achieved_rate=0)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        spec = JobSpec(
+            bootstrap=self.kafka.bootstrap,
+            input_topic=self.input_topic,
+            output_topic=self.output_topic,
+            window_size_ms=scenario.window.size,
+            window_slide_ms=scenario.window.slide_ms,
+            watermark_delay_ms=scenario.window.watermark_delay,
+            parallelism=scenario.job_parallelism,
+            partitions=scenario.kafka.partitions,
+            state_dir=str(self.work_dir / "state"),
+            settings=self.settings.model_dump(mode="json"),
+        )
+        engine = self.engine_class(self.settings, EngineContext(spec=spec, run_dir=self.work_dir))
+        collector: LiveCollector | None = None
+        sampler = ResourceSampler({
+            "broker": self.kafka.processes,
+            self.label: engine.processes,
+            "generator": _generator_processes,
+            "harness": this_process,
+        })
+        generator: GeneratorResult | None = None
+        expected: Expected | None = None
+        metrics: dict[str, Any] = {}
+        status = "ok"
+        try:
+            create_topics(self.kafka.bootstrap, {self.input_topic: scenario.kafka.partitions},
+                          replication_factor=scenario.kafka.replication_factor)
+            create_topics(self.kafka.bootstrap, {self.output_topic: scenario.kafka.partitions},
+                          log_append_time=True, replication_factor=scenario.kafka.replication_factor)
+            sampler.start()
+            display.update(phase="starting engine")
+            started = time.monotonic()
+            engine.start()
+            engine.wait_ready(scenario.engine_start_timeout / 1000)
+            ready_s = time.monotonic() - started
+            display.message(f"[{self.label} rep {self.repetition}] ready after {ready_s:.1f} s")
+            collector = LiveCollector(self.kafka.bootstrap, self.output_topic, read_committed=engine.read_committed)
+            collector.start()
+            generator = self._load(engine, collector)
+            expected = expected_for_run(scenario, generator.start_epoch_ms)
+            self._drain(engine, collector, expected)
+            metrics = {"ready_s": ready_s, **_safe_metrics(engine)}
+        except KeyboardInterrupt:
+            status = "interrupted"
+            self.error = "interrupted by the user (Ctrl-C)"
+            metrics = _safe_metrics(engine)
+        except HarnessError as exc:
+            status = "failed"
+            self.error = str(exc)
+            metrics = _safe_metrics(engine)
+            display.message(f"[{self.label} rep {self.repetition}] FAILED: {exc}")
+        finally:
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
+            try:
+                display.update(phase="stopping engine")
+                engine.stop()
+                if collector is not None:
+                    collector.stop()
+                sampler.stop()
+                self._write(engine, collector, sampler, generator, expected, metrics, status)
+            finally:
+                signal.signal(signal.SIGINT, previous)
+        return status
+
+    # ----------------------------------------------------------------------------------------------- phases
+    def _load(self, engine: Engine, collector: LiveCollector) -> GeneratorResult:
+        """Warm-up + measured period, then the end-of-run records; the engine is checked all along."""
+        display = self.display
+        display.update(phase="warm-up")
+        last = {"t": time.monotonic(), "sent": 0, "check": 0.0}
+        warmup_s = self.scenario.warmup / 1000
+
+        def progress(p: Progress) -> None:
+            now = time.monotonic()
+            if now - last["check"] >= self.CHECK_EVERY_S:
+                last["check"] = now
+                engine.check()
+            elapsed_s = max(p.elapsed_ms, 0) / 1000
+            rate = (p.sent - last["sent"]) / max(now - last["t"], 1e-3)
+            last.update(t=now, sent=p.sent)
+            snap = collector.snapshot()
+            display.update(
+                phase="warm-up" if elapsed_s < warmup_s else "measuring",
+                elapsed_s=elapsed_s, sent=p.sent, achieved_rate=rate,
+                target_rate=_target_rate(p), results=snap.records, p50_ms=snap.recent_p50_ms,
+                p99_ms=snap.recent_p99_ms,
+            )
+
+        generator = run_generator(self.scenario, self.kafka.bootstrap, self.input_topic, progress=progress)
+        if not generator.valid:
+            display.message(f"[{self.label} rep {self.repetition}] generator: {generator.reason}")
+        return generator
+
+    def _drain(self, engine: Engine, collector: LiveCollector, expected: Expected) -> None:
+        """Wait for every expected (window, user) to arrive with its final count, up to ``drain_timeout``."""
+        deadline = time.monotonic() + self.scenario.drain_timeout / 1000
+        self.display.update(phase="draining")
+        while True:
+            engine.check()
+            done, wanted = collector.received_final(expected)
+            snap = collector.snapshot()
+            self.display.update(phase=f"draining {done:,}/{wanted:,} pairs final", results=snap.records,
+                                p50_ms=snap.recent_p50_ms, p99_ms=snap.recent_p99_ms)
+            if done >= wanted:
+                time.sleep(self.SETTLE_S)
+                return
+            if time.monotonic() > deadline:
+                self.display.message(
+                    f"[{self.label} rep {self.repetition}] drain deadline "
+                    f"({format_duration_ms(self.scenario.drain_timeout)}) passed with {wanted - done:,} of "
+                    f"{wanted:,} pairs not final; they are reported as missing or wrong"
+                )
+                return
+            time.sleep(0.5)
+
+    def _write(self, engine: Engine, collector: LiveCollector | None, sampler: ResourceSampler,
+               generator: GeneratorResult | None, expected: Expected | None, metrics: dict[str, Any],
+               status: str) -> None:
+        scenario = self.scenario
+        records = collector.frame() if collector is not None else None
+        if status != "ok":
+            self.log_tail = _log_tail(engine)
+        if generator is not None and expected is None:
+            expected = expected_for_run(scenario, generator.start_epoch_ms)
+        diff = diff_output(expected, records) if expected is not None and records is not None else None
+        start_ms = generator.start_epoch_ms if generator is not None else int(time.time() * 1000)
+        max_ts = max_ts_for_run(scenario, start_ms) if generator is not None else None
+        result = results.build_repetition_result(
+            self.label, self.repetition, scenario, results.timeline_for(scenario, start_ms), records, expected,
+            diff=diff, max_ts=max_ts, generator=generator, engine_metrics=metrics,
+            engine_series=_processed_series(metrics, start_ms),
+            resources=sampler.frame(), fairness=_safe_fairness(engine),
+            collector_snapshot=collector.snapshot() if collector is not None else None,
+            status=status, error=self.error, log_tail=self.log_tail,  # type: ignore[arg-type]
+        )
+        path = results.write_repetition(self.run_dir, result)
+        shutil.rmtree(self.work_dir / "state", ignore_errors=True)  # checkpoints: job state, not a result
+        verdict = "correct" if diff is not None and diff.correct else "NOT correct" if diff is not None else status
+        self.display.message(f"[{self.label} rep {self.repetition}] {status}: {verdict}; written to {path}")
+
+
+def _processed_series(metrics: dict[str, Any], start_ms: int) -> pd.DataFrame | None:
+    """The engine's ``processed_series`` (see :meth:`Engine.metrics`) as rows/s per second since load start."""
+    samples = metrics.get("processed_series") or []
+    if not samples:
+        return None
+    frame = pd.DataFrame(samples)
+    frame["second"] = ((frame["t_ms"] - start_ms) // 1000).astype("int64")
+    frame = frame[frame["second"] >= 0]
+    return frame.groupby("second", as_index=False)["processed"].mean()
+
+
+def _target_rate(p: Progress) -> float:
+    return p.due / (p.elapsed_ms / 1000) if p.elapsed_ms > 0 else 0.0
+
+
+def _safe_metrics(engine: Engine) -> dict[str, Any]:
+    try:
+        return engine.metrics()
+    except Exception as exc:  # noqa: BLE001 - metrics are best effort; the run's figures do not depend on them
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _safe_fairness(engine: Engine) -> dict[str, str]:
+    try:
+        return engine.fairness()
+    except Exception as exc:  # noqa: BLE001
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _log_tail(engine: Engine, lines: int = 40) -> list[str]:
+    for path in engine.log_files():
+        try:
+            return path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            continue
+    return []

@@ -256,11 +256,20 @@ class Scenario(StrictModel):
     load: LoadConfig
     window: WindowConfig = WindowConfig()
     kafka: KafkaConfig = KafkaConfig()
+    parallelism: int | None = Field(
+        default=None, ge=1, le=256, description="tasks per operator in every engine (default: kafka.partitions)"
+    )
+    engine_start_timeout: Millis = Field(default=180_000, gt=0, description="deadline for an engine to be ready")
     engines: list[EngineEntry] = Field(min_length=1)
 
     @property
     def measured_ms(self) -> int:
         return self.duration - self.warmup
+
+    @property
+    def job_parallelism(self) -> int:
+        """What every engine runs with: one task per partition unless ``parallelism`` says otherwise."""
+        return self.parallelism if self.parallelism is not None else self.kafka.partitions
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:

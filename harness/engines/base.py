@@ -90,8 +90,15 @@ class Engine(ABC):
     def fairness(self) -> dict[str, str]:
         """The value of every :data:`FAIRNESS_KEYS` setting for this run, in words."""
 
+    def check(self) -> None:
+        """Raise :class:`~harness.errors.EngineError` (with the log tail) if the job has died. Called by the
+        runner every second or so while load is sent and results are drained."""
+
     def metrics(self) -> dict[str, Any]:
-        """The engine's own metrics so far (JSON-serialisable). Called during and after the run."""
+        """The engine's own metrics so far (JSON-serialisable). Called during and after the run.
+
+        If the engine knows its processing rate, ``metrics()["processed_series"]`` is a list of
+        ``{"t_ms": epoch ms, "processed": input rows/s}`` samples: the report's "processed (engine)" rate."""
         return {}
 
     def processes(self) -> list[psutil.Process]:

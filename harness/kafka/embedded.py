@@ -31,8 +31,12 @@ def free_port() -> int:
 class EmbeddedKafka:
     """``with EmbeddedKafka(work_dir) as kafka: kafka.bootstrap`` → ``"127.0.0.1:PORT"``."""
 
-    def __init__(self, work_dir: Path, *, heap: str = "1g", port: int | None = None) -> None:
+    def __init__(
+        self, work_dir: Path, *, heap: str = "1g", port: int | None = None, data_dir: Path | None = None
+    ) -> None:
         self.work_dir = Path(work_dir)
+        self.data_dir = Path(data_dir) if data_dir is not None else self.work_dir / "data"
+        """Topic data: a run keeps it outside the results (it can be gigabytes); the log stays in work_dir."""
         self.heap = heap
         self.port = port or free_port()
         self.controller_port = free_port()
@@ -108,7 +112,7 @@ class EmbeddedKafka:
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self.work_dir / "data"),
+            "log.dirs": str(self.data_dir),
             "num.partitions": "1",
             "auto.create.topics.enable": "false",
             "offsets.topic.replication.factor": "1",

@@ -85,9 +85,10 @@ def test_create_topics_replaces_an_existing_topic(kafka_broker: str) -> None:
 
 
 def test_external_mode_uses_the_cluster_and_never_stops_it(kafka_broker: str, tmp_path: Path) -> None:
-    with kafka_service(KafkaConfig(bootstrap=kafka_broker), tmp_path) as bootstrap:
-        assert bootstrap == kafka_broker
-        create_topics(bootstrap, {"external": 1})
+    with kafka_service(KafkaConfig(bootstrap=kafka_broker), tmp_path) as endpoint:
+        assert endpoint.bootstrap == kafka_broker and endpoint.mode == "external"
+        assert endpoint.processes() == []  # not ours
+        create_topics(endpoint.bootstrap, {"external": 1})
     assert probe(kafka_broker) == 1  # still up after the context ends
     assert not (tmp_path / "broker.log").exists()  # nothing was started
 

@@ -1,0 +1,83 @@
+"""Resource sampling: per-component sums, CPU priming, processes that come and go."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import psutil
+
+from harness.resources import ResourceSampler, process_tree, summarize, this_process
+
+
+def test_first_sample_primes_cpu_then_sums_per_component() -> None:
+    clock = iter([1000.0, 1001.0, 1002.0])
+    sampler = ResourceSampler({"harness": this_process, "none": lambda: []}, clock=lambda: next(clock))
+    sampler.sample_once()
+    sum(i * i for i in range(200_000))  # some CPU between samples
+    sampler.sample_once()
+    frame = sampler.frame()
+    harness = frame[frame["component"] == "harness"].reset_index(drop=True)
+    assert harness["t_ms"].tolist() == [1_000_000, 1_001_000]
+    assert pd.isna(harness.loc[0, "cpu_percent"])  # priming sample
+    assert harness.loc[1, "cpu_percent"] >= 0
+    assert (harness["rss_bytes"] > 10 * 2**20).all()
+    empty = frame[frame["component"] == "none"]
+    assert empty["processes"].tolist() == [0, 0]
+
+
+def test_process_tree_and_vanished_processes() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        root = psutil.Process()
+        sampler = ResourceSampler({"tree": lambda: process_tree(root)})
+        sampler.sample_once()
+        assert child.pid in {p.pid for p in process_tree(root)}
+        child.kill()
+        child.wait()
+        sampler.sample_once()  # the child is gone: sampled without error
+        assert sampler.frame()["processes"].tolist()[-1] >= 1
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert process_tree(None) == []
+
+
+def test_a_failing_component_does_not_stop_the_others() -> None:
+    def broken() -> list[psutil.Process]:
+        raise RuntimeError("no pid file")
+
+    sampler = ResourceSampler({"broken": broken, "harness": this_process})
+    sampler.sample_once()
+    assert sampler.frame()["component"].tolist() == ["harness"]
+    assert "no pid file" in sampler.errors["broken"]
+
+
+def test_thread_samples_until_stopped() -> None:
+    sampler = ResourceSampler({"harness": this_process}, interval=0.05)
+    sampler.start()
+    import time
+
+    time.sleep(0.3)
+    sampler.stop()
+    count = len(sampler.frame())
+    time.sleep(0.15)
+    assert count >= 3 and len(sampler.frame()) == count
+
+
+def test_summary_over_the_measured_period() -> None:
+    frame = pd.DataFrame(
+        {
+            "t_ms": [0, 1000, 2000, 3000, 0, 1000],
+            "component": ["spark"] * 4 + ["broker"] * 2,
+            "cpu_percent": [float("nan"), 50.0, 150.0, 400.0, float("nan"), 10.0],
+            "rss_bytes": [100, 200, 300, 900, 50, 60],
+            "processes": [1, 1, 1, 1, 1, 1],
+        }
+    )
+    stats = summarize(frame, 1000, 2000)
+    assert (stats["spark"].cpu_mean_percent, stats["spark"].cpu_max_percent, stats["spark"].rss_max_bytes) == (
+        100.0, 150.0, 300
+    )
+    assert stats["broker"].cpu_mean_percent == 10.0 and stats["broker"].samples == 1
