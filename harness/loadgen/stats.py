@@ -1,0 +1,188 @@
+"""The generator's self-check: achieved send rate per second and publish delay, and whether the run is valid.
+
+Publish delay = actual send time − intended send time, where "sent" is the moment the record is handed to the
+Kafka client (as in OpenMessaging Benchmark; the client's own batching and the broker are the system's part).
+It is recorded in **microseconds** in an HdrHistogram (1 µs .. 1 h, 3 significant digits) and reported in
+milliseconds. Only events intended in the measured period (after the warm-up) enter the histogram and the
+checks; the per-second series covers the whole load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+HIST_MAX_US = 3_600_000_000
+HIST_DIGITS = 3
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(1, HIST_MAX_US, HIST_DIGITS)
+
+
+@dataclass
+class WorkerStats:
+    """What one worker measured; filled by its send loop (:meth:`record` per batch), sent to the parent once at
+    the end and merged there (:meth:`merge`)."""
+
+    start_epoch_ms: int
+    measured_from_ms: int
+    """Epoch ms from which events count as measured (start + warm-up)."""
+    measured_until_ms: int
+    """Epoch ms at which the load ends (start + duration)."""
+    sent: int = 0
+    sent_measured: int = 0
+    """Records whose actual send time fell within the measured period."""
+    late: int = 0
+    """Deliberately late events sent."""
+    max_ts: int | None = None
+    sent_per_second: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Records sent in each second of *actual* send time since the start."""
+    delay_max_per_second: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+    """Largest publish delay (ms) of the events *intended* in each second."""
+    histogram: HdrHistogram = field(default_factory=new_histogram)
+
+    def record(self, intended_ms: np.ndarray, sent_ms: np.ndarray, ts: np.ndarray) -> None:
+        """Account one batch of events just handed to the client (called from the send loop)."""
+        if intended_ms.size == 0:
+            return
+        self.sent += int(intended_ms.size)
+        self.sent_measured += int(
+            np.count_nonzero((sent_ms >= self.measured_from_ms) & (sent_ms < self.measured_until_ms))
+        )
+        top = int(ts.max())
+        self.max_ts = top if self.max_ts is None else max(self.max_ts, top)
+        delay_ms = sent_ms - intended_ms
+        sent_sec = np.floor((sent_ms - self.start_epoch_ms) / 1000.0).astype(np.int64)
+        intended_sec = np.floor((intended_ms - self.start_epoch_ms) / 1000.0).astype(np.int64)
+        self.sent_per_second = _add_bins(self.sent_per_second, sent_sec, None)
+        self.delay_max_per_second = _max_bins(self.delay_max_per_second, intended_sec, delay_ms)
+        measured = intended_ms >= self.measured_from_ms
+        if measured.any():
+            _record_all(self.histogram, delay_ms[measured])
+
+    def merge(self, other: WorkerStats) -> None:
+        self.sent += other.sent
+        self.sent_measured += other.sent_measured
+        self.late += other.late
+        if other.max_ts is not None:
+            self.max_ts = other.max_ts if self.max_ts is None else max(self.max_ts, other.max_ts)
+        size = max(self.sent_per_second.size, other.sent_per_second.size)
+        self.sent_per_second = _pad(self.sent_per_second, size) + _pad(other.sent_per_second, size)
+        size = max(self.delay_max_per_second.size, other.delay_max_per_second.size)
+        self.delay_max_per_second = np.maximum(
+            _pad(self.delay_max_per_second, size), _pad(other.delay_max_per_second, size)
+        )
+        self.histogram.add(other.histogram)
+
+    # HdrHistogram objects do not pickle; workers ship the standard compressed encoding instead.
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["histogram"] = self.histogram.encode()
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        encoded = state.pop("histogram")
+        self.__dict__.update(state)
+        self.histogram = HdrHistogram.decode(encoded)  # type: ignore[arg-type]
+
+
+def delay_percentiles_ms(histogram: HdrHistogram) -> dict[str, float]:
+    """``{"p50": .., "p90": .., "p99": .., "p99.9": .., "max": ..}`` in milliseconds (0 when empty)."""
+    if histogram.get_total_count() == 0:
+        return {**{f"p{p:g}": 0.0 for p in PERCENTILES}, "max": 0.0}
+    out = {f"p{p:g}": histogram.get_value_at_percentile(p) / 1000.0 for p in PERCENTILES}
+    out["max"] = histogram.get_max_value() / 1000.0
+    return out
+
+
+def encode_histogram(histogram: HdrHistogram) -> str:
+    """The histogram in HdrHistogram's standard base64 form (for the result file)."""
+    encoded = histogram.encode()
+    return encoded.decode() if isinstance(encoded, bytes) else str(encoded)
+
+
+@dataclass(frozen=True)
+class SelfCheckLimits:
+    """When the generator's own numbers make a run invalid."""
+
+    min_rate_ratio: float = 0.99
+    """Achieved / target events in the measured period must reach this."""
+    max_p99_delay_ms: float = 100.0
+    """p99 publish delay in the measured period must stay below this (5 % of the default watermark delay):
+    beyond it, latencies carry a visible share of generator delay."""
+    max_delay_growth_ms: float = 100.0
+    """Mean per-second max delay of the last third of the measured period minus that of the first third."""
+
+
+def assess(
+    target_measured: int,
+    achieved_measured: int,
+    measured_ms: int,
+    percentiles: dict[str, float],
+    delay_max_per_second: np.ndarray,
+    warmup_s: int,
+    limits: SelfCheckLimits,
+) -> tuple[bool, str | None]:
+    """``(valid, reason)`` from the measured period; called once after the load."""
+    seconds = measured_ms / 1000.0
+    if target_measured > 0 and achieved_measured < limits.min_rate_ratio * target_measured:
+        return False, (
+            f"generator could not drive the load: achieved {achieved_measured / seconds:,.0f}/s < "
+            f"{limits.min_rate_ratio:.0%} of target {target_measured / seconds:,.0f}/s in steady state"
+        )
+    series = delay_max_per_second[warmup_s:]
+    if series.size >= 3:
+        third = series.size // 3
+        first, last = float(series[:third].mean()), float(series[-third:].mean())
+        if last - first > limits.max_delay_growth_ms:
+            return False, (
+                f"publish delay keeps growing: per-second max publish delay went from {first:,.1f} ms (first third "
+                f"of the measured period) to {last:,.1f} ms (last third), more than "
+                f"{limits.max_delay_growth_ms:g} ms: generator could not drive the load"
+            )
+    if percentiles["p99"] > limits.max_p99_delay_ms:
+        return False, (
+            f"generator could not drive the load: p99 publish delay {percentiles['p99']:,.1f} ms > "
+            f"{limits.max_p99_delay_ms:g} ms in steady state (hint: more producer.workers, or fewer CPUs for "
+            "the engines)"
+        )
+    return True, None
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+def _pad(values: np.ndarray, size: int) -> np.ndarray:
+    if values.size >= size:
+        return values
+    return np.concatenate((values, np.zeros(size - values.size, dtype=values.dtype)))
+
+
+def _add_bins(bins: np.ndarray, index: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    index = np.maximum(index, 0)
+    counts = np.bincount(index, weights=weights).astype(bins.dtype)
+    size = max(bins.size, counts.size)
+    return _pad(bins, size) + _pad(counts, size)
+
+
+def _max_bins(bins: np.ndarray, index: np.ndarray, values: np.ndarray) -> np.ndarray:
+    index = np.maximum(index, 0)
+    bins = _pad(bins, int(index.max()) + 1)
+    np.maximum.at(bins, index, values)
+    return bins
+
+
+def _record_all(histogram: HdrHistogram, delay_ms: np.ndarray) -> None:
+    """Record many delays at once. Values are first truncated to the histogram's own bucket (at 3 significant
+    digits HdrHistogram keeps 2048 sub-buckets: exact below 2048 µs, then steps of 2^(⌊log2 v⌋−10)), so the
+    result is identical to recording one by one, with one ``record_value(v, count)`` per distinct bucket
+    (per-value recording in Python would cost about as much as sending the record). Delays below 1 µs are
+    recorded as 1 µs."""
+    us = np.clip(np.rint(delay_ms * 1000.0), 1, HIST_MAX_US).astype(np.int64)
+    shift = np.maximum(np.floor(np.log2(us)).astype(np.int64) - 10, 0)
+    us = (us >> shift) << shift
+    values, counts = np.unique(us, return_counts=True)
+    for value, count in zip(values.tolist(), counts.tolist()):
+        histogram.record_value(value, count)

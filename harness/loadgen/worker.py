@@ -1,0 +1,132 @@
+"""One generator worker: the send loop over the slices it owns, and the process entry point around it.
+
+Worker ``w`` of ``k`` owns slices ``w, w+k, w+2k, ...`` (see :mod:`harness.loadgen.events`), so ``k`` workers
+share the schedule without talking to each other, and together send every event exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from harness.loadgen.events import Encoder, EventBatch, EventPlan, generate_chunk
+from harness.loadgen.producer import BackendName, make_backend
+from harness.loadgen.schedule import Pacer
+from harness.loadgen.stats import WorkerStats
+from harness.scenario import Scenario
+
+Send = Callable[[Sequence[bytes], Sequence[bytes]], None]
+
+FLUSH_TIMEOUT_S = 60.0
+PROGRESS_EVERY_S = 0.5
+
+
+class EpochClock:
+    """Epoch milliseconds read through the monotonic clock: anchored to wall time once, so a clock step (NTP)
+    during the run cannot make the pacer jump or stall."""
+
+    def __init__(self) -> None:
+        self._epoch0_ms = time.time_ns() / 1e6
+        self._mono0_ns = time.perf_counter_ns()
+
+    def __call__(self) -> float:
+        return self._epoch0_ms + (time.perf_counter_ns() - self._mono0_ns) / 1e6
+
+
+def send_loop(
+    plan: EventPlan,
+    chunks: Iterable[int],
+    encoder: Encoder,
+    send: Send,
+    pacer: Pacer,
+    stats: WorkerStats,
+    tick: Callable[[int], None] | None = None,
+) -> None:
+    """Send the events of ``chunks`` at their intended times; called once per worker, returns when all are
+    handed to the client. ``tick(sent)`` is called after every batch (progress)."""
+    pending = iter(chunks)
+    current: EventBatch | None = _next_batch(plan, pending)
+    while current is not None:
+        upcoming: EventBatch | None = None
+        intended = current.intended_ms
+        i, n = 0, len(current)
+        sent_ms = np.empty(n, dtype=np.float64)
+        while i < n:
+            # Idle before the next event is due: make the next owned slice now, so the arrays are ready when
+            # it starts instead of delaying its first events.
+            if upcoming is None and pacer.clock() < intended[i]:
+                upcoming = _next_batch(plan, pending)
+            stop, before = pacer.next_due(intended, i)
+            values, keys = encoder.encode(current.user[i:stop], current.ts[i:stop], current.seq[i:stop])
+            send(values, keys)
+            after = pacer.clock()
+            # Each record's send time is interpolated over the batch: the k-th of m was handed over about k/m of
+            # the way through encoding + sending, which a single timestamp per batch would understate.
+            m = stop - i
+            sent_ms[i:stop] = np.linspace(before + (after - before) / m, after, m)
+            i = stop
+            if tick is not None:
+                tick(stats.sent + i)
+        # Statistics once per slice: per batch they would cost more than the sending at high rates, when
+        # batches are a handful of records.
+        stats.record(intended, sent_ms, current.ts)
+        stats.late += int(np.count_nonzero(current.late))
+        current = upcoming if upcoming is not None else _next_batch(plan, pending)
+
+
+def _next_batch(plan: EventPlan, pending: Any) -> EventBatch | None:
+    """The next non-empty owned slice, or None when there is none left."""
+    for chunk in pending:
+        batch = generate_chunk(plan, chunk)
+        if len(batch):
+            return batch
+    return None
+
+
+def worker_main(
+    index: int,
+    count: int,
+    scenario: Scenario,
+    bootstrap: str,
+    topic: str,
+    backend_name: BackendName,
+    queue: Any,
+    go: Any,
+    start_value: Any,
+    ready_timeout_s: float,
+) -> None:
+    """Entry point of a worker process (spawned by :func:`harness.loadgen.generator.run_generator`).
+
+    Messages to the parent on ``queue``: ``("ready", index, None)`` once connected; ``("progress", index,
+    sent)`` about twice a second; ``("done", index, WorkerStats)`` after its records are acknowledged; or
+    ``("error", index, text)``. It starts sending when ``go`` is set, at ``start_value`` (epoch ms; < 0 = abort).
+    """
+    try:
+        backend = make_backend(backend_name, bootstrap, topic, linger_ms=scenario.load.producer.linger)
+        backend.partitions()  # a metadata round-trip: connected and the topic exists before the load starts
+        encoder = Encoder(scenario.load.users, scenario.load.payload_size)
+        queue.put(("ready", index, None))
+        if not go.wait(ready_timeout_s) or start_value.value < 0:
+            backend.close()
+            return
+        start = int(start_value.value)
+        plan = EventPlan.from_scenario(scenario, start)
+        stats = WorkerStats(start, start + scenario.warmup, start + scenario.duration)
+        last_report = [time.monotonic()]
+
+        def tick(sent: int) -> None:
+            now = time.monotonic()
+            if now - last_report[0] >= PROGRESS_EVERY_S:
+                queue.put(("progress", index, sent))
+                last_report[0] = now
+
+        pacer = Pacer(EpochClock(), time.sleep)
+        send_loop(plan, range(index, plan.chunks, count), encoder, backend.send, pacer, stats, tick)
+        backend.flush(FLUSH_TIMEOUT_S)
+        queue.put(("done", index, stats))
+    except BaseException as exc:  # noqa: BLE001 - everything goes to the parent, which raises it
+        queue.put(("error", index, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"))

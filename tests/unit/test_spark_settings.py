@@ -1,0 +1,152 @@
+"""Spark engine settings, fairness report, metrics and job configuration: no broker, no JVM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from harness.engines.base import FAIRNESS_KEYS, EngineContext
+from harness.engines.jobs.spark_job import spark_conf
+from harness.engines.registry import resolve_engine
+from harness.engines.spark import SparkEngine, SparkSettings
+from harness.errors import EngineError
+from harness.workload import JobSpec
+
+
+def make_spec(tmp_path: Path, *, parallelism: int = 2, settings: dict | None = None) -> JobSpec:
+    return JobSpec("127.0.0.1:9092", "events", "results", 10_000, 5_000, 2_000, parallelism, 4,
+                   str(tmp_path / "state"), settings or {})
+
+
+def engine(tmp_path: Path, **settings: object) -> SparkEngine:
+    return SparkEngine(SparkSettings(**settings), EngineContext(make_spec(tmp_path), tmp_path))
+
+
+def errors(**settings: object) -> list[str]:
+    with pytest.raises(ValidationError) as failure:
+        SparkSettings(**settings)
+    return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in failure.value.errors()]
+
+
+def test_defaults() -> None:
+    settings = SparkSettings()
+    assert settings.output_mode == "append"
+    assert settings.trigger == "0s"
+    assert settings.max_offsets_per_trigger is None
+    assert settings.master is None
+    assert settings.driver_memory == "2g"
+
+
+def test_registered_as_spark() -> None:
+    assert resolve_engine("spark") is SparkEngine
+    assert SparkEngine.Settings is SparkSettings
+
+
+def test_unknown_setting_is_an_error() -> None:
+    assert errors(outputmode="update") == ["outputmode: Extra inputs are not permitted"]
+
+
+def test_output_mode_is_append_or_update() -> None:
+    assert errors(output_mode="complete") == ["output_mode: Input should be 'append' or 'update'"]
+
+
+def test_realtime_trigger_is_refused_with_the_reason() -> None:
+    [line] = errors(trigger="realtime")
+    assert "real-time mode and continuous processing reject stateful aggregations" in line
+    assert "give a micro-batch interval such as 0s or 500ms" in line
+
+
+def test_trigger_needs_a_unit() -> None:
+    [line] = errors(trigger="500")
+    assert line.startswith("trigger: Value error, must be a duration with a unit")
+    assert SparkSettings(trigger="500ms").trigger == "500ms"
+
+
+@pytest.mark.parametrize("value", ["2", "2 GB", "lots"])
+def test_driver_memory_is_a_jvm_size(value: str) -> None:
+    [line] = errors(driver_memory=value)
+    assert "must be a JVM memory size such as 512m or 2g" in line
+
+
+def test_conf_may_not_override_what_the_engine_owns() -> None:
+    [line] = errors(conf={"spark.jars.packages": "org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0"})
+    assert "spark.jars.packages is set by the engine" in line
+    [line] = errors(conf={"shuffle.partitions": "8"})
+    assert "is not a Spark configuration key" in line
+
+
+def test_max_offsets_per_trigger_is_positive() -> None:
+    [line] = errors(max_offsets_per_trigger=0)
+    assert line.startswith("max_offsets_per_trigger: Input should be greater than 0")
+
+
+def test_fairness_reports_every_key(tmp_path: Path) -> None:
+    fairness = engine(tmp_path).fairness()
+    assert list(fairness) == list(FAIRNESS_KEYS)
+    assert fairness["output_mode"].startswith("append: each (window, user) once")
+    assert fairness["trigger"] == "micro-batch, next batch as soon as the previous ends (processingTime 0)"
+    assert fairness["watermark"].startswith("max event time over all partitions − 2s")
+    assert fairness["late_events"] == "dropped when window closed (watermark ≥ end)"
+    assert fairness["checkpointing"].startswith("micro-batch offsets/state to local dir every batch")
+    assert fairness["delivery"] == "at-least-once (Kafka sink)"
+    assert fairness["partitions"] == "4"
+    assert fairness["deployment"] == "local[2]"
+
+
+def test_fairness_follows_the_settings(tmp_path: Path) -> None:
+    fairness = engine(tmp_path, output_mode="update", trigger="500ms", max_offsets_per_trigger=1000,
+                      master="spark://head:7077").fairness()
+    assert fairness["output_mode"].startswith("update:")
+    assert fairness["trigger"] == "micro-batch every 500ms (processingTime), at most 1000 records per batch"
+    assert fairness["deployment"] == "spark://head:7077"
+
+
+def test_metrics_summarise_the_progress_file(tmp_path: Path) -> None:
+    spark = engine(tmp_path)
+    progress = [
+        {"batchId": 0, "timestamp": "t0", "numInputRows": 0, "durationMs": {"addBatch": 900, "triggerExecution": 1000},
+         "eventTime": {"watermark": "1970-01-01T00:00:00.000Z"}},
+        {"batchId": 1, "timestamp": "t1", "numInputRows": 30, "inputRowsPerSecond": 60.0,
+         "processedRowsPerSecond": 100.0, "durationMs": {"addBatch": 250, "triggerExecution": 300}},
+        {"batchId": 1, "timestamp": "t2", "numInputRows": 0, "durationMs": {"latestOffset": 2, "triggerExecution": 2}},
+    ]
+    spark.progress_path.write_text("".join(json.dumps(row) + "\n" for row in progress) + '{"batchId": 2')
+    metrics = spark.metrics()
+    assert metrics["batches"] == 2  # the idle report (no addBatch) and the half-written line are not batches
+    assert metrics["batches_with_data"] == 1
+    assert metrics["rows_in"] == 30
+    assert metrics["batch_duration_ms_mean"] == 650
+    assert metrics["batch_duration_ms_max"] == 1000
+    assert [point["processed_rows_per_s"] for point in metrics["series"]] == [None, 100.0]
+
+
+def test_metrics_before_the_first_batch(tmp_path: Path) -> None:
+    metrics = engine(tmp_path).metrics()
+    assert metrics["batches"] == 0 and metrics["rows_in"] == 0 and metrics["series"] == []
+
+
+def test_leftover_checkpoint_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "state" / "spark-checkpoint" / "offsets").mkdir(parents=True)
+    spark = engine(tmp_path)
+    with pytest.raises(EngineError, match="holds state of an earlier run"):
+        spark.start()
+    spark.stop()  # idempotent, also when nothing started
+
+
+def test_job_conf(tmp_path: Path) -> None:
+    settings = {**SparkSettings(conf={"spark.sql.shuffle.partitions": "8"}).model_dump(), "jars": ["/a.jar", "/b.jar"]}
+    conf = spark_conf(make_spec(tmp_path, parallelism=3, settings=settings), tmp_path / "log4j2.properties")
+    assert conf["spark.master"] == "local[3]"
+    assert conf["spark.jars"] == "/a.jar,/b.jar"
+    assert "spark.jars.packages" not in conf
+    assert conf["spark.sql.shuffle.partitions"] == "8"  # conf is applied last
+    assert conf["spark.driver.memory"] == "2g"
+    assert "-Xss32m" in conf["spark.driver.extraJavaOptions"]
+
+
+def test_job_conf_shuffle_partitions_follow_parallelism(tmp_path: Path) -> None:
+    conf = spark_conf(make_spec(tmp_path, parallelism=3, settings=SparkSettings().model_dump()), tmp_path / "x")
+    assert conf["spark.sql.shuffle.partitions"] == "3"
