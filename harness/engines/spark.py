@@ -9,6 +9,7 @@ The Kafka connector jars come from the harness's JVM cache through ``spark.jars`
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import re
@@ -191,6 +192,14 @@ class SparkEngine(Engine):
         if self._process is not None:
             self._process.stop(grace=20.0)
 
+    def check(self) -> None:
+        if self._process is not None and self._process.returncode is not None:
+            cause = self.first_error()
+            raise EngineError(self._process.failure_message(
+                f"job exited with code {self._process.returncode} during the run"
+                + (f"; first error in the log: {cause}" if cause else "")
+            ))
+
     # ------------------------------------------------------------------------------------------- reporting
     def fairness(self) -> dict[str, str]:
         spec = self.context.spec
@@ -246,6 +255,12 @@ class SparkEngine(Engine):
             "rows_in": sum(row.get("numInputRows", 0) for row in batches),
             "batch_duration_ms_mean": statistics.fmean(durations) if durations else None,
             "batch_duration_ms_max": max(durations) if durations else None,
+            "processed_series": [
+                {"t_ms": _epoch_ms(row["timestamp"]) + row["durationMs"].get("triggerExecution", 0),
+                 "processed": row.get("processedRowsPerSecond") or 0.0}
+                for row in batches
+                if row.get("numInputRows", 0) > 0 and "timestamp" in row and "durationMs" in row
+            ],
             "series": [
                 {
                     "timestamp": row.get("timestamp"),
@@ -271,6 +286,11 @@ class SparkEngine(Engine):
         for path in jvm.bundle_dir("spark-kafka").glob("kafka-clients-*.jar"):
             found["kafka-clients"] = path.stem.removeprefix("kafka-clients-")
         return found
+
+
+def _epoch_ms(iso: str) -> int:
+    """Spark's progress timestamps (``2026-11-25T13:45:04.212Z``, UTC) as epoch milliseconds."""
+    return int(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def _is_no_data_batch(row: dict[str, Any]) -> bool:

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 from confluent_kafka import Producer
 
+from harness import oracle
 from harness.engines.base import FAIRNESS_KEYS, EngineContext
 from harness.engines.registry import resolve_engine
 from harness.engines.spark import SparkEngine, SparkSettings
@@ -33,7 +35,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BASE_MS = 1_764_072_000_000
 """Start of the event time range: a multiple of every window size used here."""
 SIZE_MS, SLIDE_MS, DELAY_MS = 10_000, 5_000, 2_000
-PARTITIONS = 2
+PARTITIONS, USERS = 2, 4
 EVENTS, CHUNKS, STEP_MS = 120, 4, 300
 """120 events 300 ms apart (36 s of event time: 4 tumbling windows, 8 hopping ones), sent in 4 chunks."""
 READY_TIMEOUT, RESULT_TIMEOUT = 180.0, 90.0
@@ -47,18 +49,25 @@ def make_events() -> list[dict[str, Any]]:
     for seq in range(EVENTS):
         send_ms = BASE_MS + seq * STEP_MS
         delay = (seq * 37) % DELAY_MS if seq % 5 == 0 else 0
-        user = user_id((seq * 7 + seq // 11) % 4 if seq % 3 else 0, 4)
+        user = user_id((seq * 7 + seq // 11) % USERS if seq % 3 else 0, USERS)
         events.append({"user": user, "action": ACTION, "ts": send_ms - delay, "seq": seq})
     return events
 
 
 def expected_counts(events: list[dict[str, Any]], windows: Windows) -> dict[tuple[str, int, int], int]:
-    """(user, window_start, window_end) → count, straight from the window definition in harness.workload."""
-    counts: Counter[tuple[str, int, int]] = Counter()
-    for event in events:
-        for start in windows.starts_of(event["ts"]):
-            counts[(event["user"], start, start + windows.size_ms)] += 1
-    return dict(counts)
+    """(user, window_start, window_end) → count, from the harness's oracle (nothing here is late)."""
+    expected = oracle.expected_counts(
+        np.array([int(event["user"][1:]) for event in events]),
+        np.array([event["ts"] for event in events]),
+        np.zeros(len(events), dtype=bool),
+        users=USERS,
+        windows=windows,
+    )
+    assert expected.late_events == 0
+    return {
+        (row.user, int(row.window_start), int(row.window_end)): int(row.count_min)
+        for row in expected.pairs.itertuples()
+    }
 
 
 @dataclass
