@@ -25,3 +25,14 @@ fi
 
 # JVM artifacts: java/mvn checks, mvn fetch, checksum verification (fast no-op when the cache is complete)
 .venv/bin/bench setup
+
+# actionlint, for the test that lints the nightly workflow: built from the Go module proxy into the git-ignored
+# .cache/bin (no PyPI package ships the binary); a no-op when that version is already there. Only needed for tests.
+ACTIONLINT_VERSION=1.7.12
+if [[ "$(.cache/bin/actionlint -version 2>/dev/null | head -n 1)" != "v$ACTIONLINT_VERSION" ]]; then
+    if command -v go >/dev/null 2>&1; then
+        GOBIN="$PWD/.cache/bin" go install "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION"
+    else
+        echo "setup.sh: go not found, so actionlint is not installed; tests/unit/test_workflow.py will fail" >&2
+    fi
+fi

@@ -99,7 +99,8 @@ def run_scenario(
     display = display or ProgressDisplay()
     run_dir = results.create_run_dir(out, scenario.name)
     results.write_run_info(
-        run_dir, scenario, results.environment_fingerprint(kafka_mode=scenario.kafka.mode)
+        run_dir, scenario,
+        results.environment_fingerprint(kafka_mode=scenario.kafka.mode, deployment=_deployment(scenario)),
     )
     display.message(f"run directory: {run_dir}")
     failures: list[str] = []
@@ -133,6 +134,18 @@ def run_scenario(
     return RunOutcome(run_dir, status, report_path, failures)
 
 
+def _deployment(scenario: Scenario) -> str:
+    """Where broker and engines ran, in words, for the fingerprint."""
+    if scenario.kafka.mode == "embedded":
+        parts = ["kafka: embedded on this host"]
+    else:
+        parts = [f"kafka: external at {scenario.kafka.bootstrap}"]
+    for entry in scenario.engines:
+        where = entry.settings.get("master") or entry.settings.get("jobmanager") or "local on this host"
+        parts.append(f"{entry.name}: {where}")
+    return "; ".join(parts)
+
+
 def _generator_processes() -> list[psutil.Process]:
     """The generator's worker processes: multiprocessing ``spawn`` children of the harness."""
     found = []
@@ -149,6 +162,7 @@ class _EngineRun:
     """One engine × one repetition, in fixed phases; never raises for an engine failure (it is recorded)."""
 
     CHECK_EVERY_S = 1.0
+    METRICS_EVERY_S = 2.0
     SETTLE_S = 2.0
     """After the last expected pair arrived, keep reading this long to catch duplicates and extras."""
 
@@ -248,7 +262,7 @@ class _EngineRun:
         """Warm-up + measured period, then the end-of-run records; the engine is checked all along."""
         display = self.display
         display.update(phase="warm-up")
-        last = {"t": time.monotonic(), "sent": 0, "check": 0.0}
+        last = {"t": time.monotonic(), "sent": 0, "check": 0.0, "metrics": 0.0, "rate": 0.0}
         warmup_s = self.scenario.warmup / 1000
 
         def progress(p: Progress) -> None:
@@ -256,9 +270,13 @@ class _EngineRun:
             if now - last["check"] >= self.CHECK_EVERY_S:
                 last["check"] = now
                 engine.check()
+            if now - last["metrics"] >= self.METRICS_EVERY_S:
+                last["metrics"] = now
+                _safe_metrics(engine)  # engines that poll (Flink's REST) build their series from these calls
             elapsed_s = max(p.elapsed_ms, 0) / 1000
-            rate = (p.sent - last["sent"]) / max(now - last["t"], 1e-3)
-            last.update(t=now, sent=p.sent)
+            if now - last["t"] >= 1.0:  # progress arrives twice a second, in steps: average over >= 1 s
+                last.update(rate=(p.sent - last["sent"]) / (now - last["t"]), t=now, sent=p.sent)
+            rate = last["rate"]
             snap = collector.snapshot()
             display.update(
                 phase="warm-up" if elapsed_s < warmup_s else "measuring",

@@ -4,6 +4,14 @@ The job runs as its own process (the venv's python, which launches Spark's JVM a
 :class:`~harness.proc.ManagedProcess`, so stopping the group stops the driver python *and* the JVM. By default
 Spark runs in-process as ``local[N]`` (N = the scenario's parallelism); ``master`` points it at a cluster instead.
 The Kafka connector jars come from the harness's JVM cache through ``spark.jars`` — never resolved at run time.
+
+On a standalone cluster (``master: spark://host:port``) the job is submitted with pyspark's own ``spark-submit``
+in client mode: the driver runs here, ``--jars`` ships the connector jars to the executors, ``--py-files`` the
+harness package, ``--files`` the executors' log configuration, and ``spark.cores.max`` holds the application to the
+scenario's parallelism (a standalone application otherwise takes every core of the cluster). The checkpoint
+directory must be on storage that the driver and every executor see at the same path (one host, or a shared
+volume as in docker-compose.yml). Executors on other hosts must reach the driver: set ``conf:
+{spark.driver.host: NAME}`` when this host's name does not resolve there.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import os
 import re
 import statistics
 import sys
+import zipfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -24,7 +33,7 @@ from pydantic import Field, field_validator
 
 from harness import jvm, versions
 from harness.engines.base import Engine, EngineContext, EngineSettings
-from harness.engines.jobs.spark_job import CHECKPOINT_DIR, PROGRESS_FILE, READY_MARKER
+from harness.engines.jobs.spark_job import CHECKPOINT_DIR, LOG4J2, LOG4J_FILE, PROGRESS_FILE, READY_MARKER, spark_conf
 from harness.errors import EngineError
 from harness.proc import ManagedProcess
 from harness.units import format_duration_ms, parse_duration_ms
@@ -121,7 +130,13 @@ class SparkEngine(Engine):
         return Path(self.context.spec.state_dir) / CHECKPOINT_DIR
 
     @property
+    def standalone(self) -> bool:
+        """True when the job is submitted to a standalone cluster (``master: spark://…``)."""
+        return (self.settings.master or "").startswith("spark://")
+
+    @property
     def deployment(self) -> str:
+        """The master URL: ``local[N]``, or ``spark://…`` for a standalone cluster (client mode)."""
         return self.settings.master or f"local[{self.context.spec.parallelism}]"
 
     # -------------------------------------------------------------------------------------------- lifecycle
@@ -146,7 +161,6 @@ class SparkEngine(Engine):
         self.spec_path.write_text(json.dumps(self.job_spec(), indent=2) + "\n")
         env = {**os.environ, **self.context.extra_env}
         env.update(
-            SPARK_LOCAL_IP="127.0.0.1",  # else Spark resolves the host name and may bind an unreachable address
             PYSPARK_PYTHON=sys.executable,
             PYSPARK_DRIVER_PYTHON=sys.executable,
             PYTHONUNBUFFERED="1",
@@ -154,10 +168,41 @@ class SparkEngine(Engine):
             JAVA_HOME=str(jvm.java_home()),
             PYTHONPATH=os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p),
         )
-        argv = [sys.executable, "-m", "harness.engines.jobs.spark_job", "--spec", str(self.spec_path)]
+        if _binds_loopback(self.settings.master):
+            # else Spark resolves the host name and may bind an unreachable address; a driver serving executors
+            # on other hosts must bind an address they can reach, so there Spark's own choice (or conf) decides
+            env["SPARK_LOCAL_IP"] = "127.0.0.1"
+        argv = self.submit_command() if self.standalone else [
+            sys.executable, "-m", "harness.engines.jobs.spark_job", "--spec", str(self.spec_path)]
         self._process = ManagedProcess("spark job", argv, self.log_path, env=env, cwd=self.run_dir,
                                        error_class=EngineError)
         self._process.start()
+
+    def submit_command(self) -> list[str]:
+        """``spark-submit`` of the job file to the standalone master, with everything the executors need shipped
+        along (see the module docstring). The job's own SparkSession settings repeat the same configuration."""
+        spec = dataclasses.replace(self.context.spec, settings=self.job_spec()["settings"])
+        log4j = self.run_dir / LOG4J_FILE
+        log4j.write_text(LOG4J2)  # the driver JVM starts with it, before the job writes its own copy
+        conf = spark_conf(spec, log4j)
+        owned = {"spark.master": "--master", "spark.jars": "--jars", "spark.driver.memory": "--driver-memory"}
+        argv = [str(_spark_home() / "bin" / "spark-submit")]
+        argv += [item for key, flag in owned.items() for item in (flag, conf[key])]
+        argv += ["--py-files", str(self._harness_zip()), "--files", str(log4j)]
+        for key, value in conf.items():
+            if key not in owned:
+                argv += ["--conf", f"{key}={value}"]
+        return [*argv, str(_PROJECT_ROOT / "harness" / "engines" / "jobs" / "spark_job.py"),
+                "--spec", str(self.spec_path)]
+
+    def _harness_zip(self) -> Path:
+        """The harness package as a zip for ``--py-files``: Python that runs on executors (none in this
+        JVM-only query, but a plug-in job's UDFs would) imports it from there."""
+        path = self.run_dir / "harness.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for source in sorted((_PROJECT_ROOT / "harness").rglob("*.py")):
+                archive.write(source, source.relative_to(_PROJECT_ROOT))
+        return path
 
     def wait_ready(self, timeout: float) -> None:
         if self._process is None:
@@ -220,10 +265,11 @@ class SparkEngine(Engine):
             "watermark": f"max event time over all partitions − {format_duration_ms(spec.watermark_delay_ms)}, "
             "advanced between micro-batches",
             "late_events": "dropped when window closed (watermark ≥ end)",
-            "checkpointing": f"micro-batch offsets/state to local dir every batch ({self.settings.state_store} "
-            "state store)",
+            "checkpointing": f"micro-batch offsets/state to {'a shared' if self.standalone else 'local'} dir every "
+            f"batch ({self.settings.state_store} state store)",
             "delivery": "at-least-once (Kafka sink)",
-            "parallelism": f"{spec.parallelism} (local cores / shuffle partitions)",
+            "parallelism": f"{spec.parallelism} ({'executor cores (spark.cores.max)' if self.standalone else 'local cores'}"
+            " / shuffle partitions)",
             "partitions": str(spec.partitions),
             "deployment": self.deployment,
         }
@@ -256,10 +302,11 @@ class SparkEngine(Engine):
             "batch_duration_ms_mean": statistics.fmean(durations) if durations else None,
             "batch_duration_ms_max": max(durations) if durations else None,
             "processed_series": [
-                {"t_ms": _epoch_ms(row["timestamp"]) + row["durationMs"].get("triggerExecution", 0),
+                {"t_ms": started + row["durationMs"].get("triggerExecution", 0),
                  "processed": row.get("processedRowsPerSecond") or 0.0}
                 for row in batches
-                if row.get("numInputRows", 0) > 0 and "timestamp" in row and "durationMs" in row
+                if row.get("numInputRows", 0) > 0 and "durationMs" in row
+                and (started := _epoch_ms(row.get("timestamp"))) is not None
             ],
             "series": [
                 {
@@ -288,9 +335,27 @@ class SparkEngine(Engine):
         return found
 
 
-def _epoch_ms(iso: str) -> int:
-    """Spark's progress timestamps (``2026-11-25T13:45:04.212Z``, UTC) as epoch milliseconds."""
-    return int(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+def _spark_home() -> Path:
+    """The Spark distribution inside the pyspark wheel (``bin/spark-submit``)."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def _binds_loopback(master: str | None) -> bool:
+    """Local mode, or a standalone master on this host's loopback: everything talks over 127.0.0.1."""
+    if master is None or not master.startswith("spark://"):
+        return True
+    host = master.removeprefix("spark://").split(",")[0].rsplit(":", 1)[0]
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _epoch_ms(iso: Any) -> int | None:
+    """Spark's progress timestamps (``2026-11-25T13:45:04.212Z``, UTC) as epoch milliseconds; None if unreadable."""
+    try:
+        return int(dt.datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
 
 
 def _is_no_data_batch(row: dict[str, Any]) -> bool:

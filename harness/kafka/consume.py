@@ -56,8 +56,9 @@ def iter_records(
     idle_timeout: float = 2.0,
     poll_batch: int = 10_000,
 ) -> Iterator[Record]:
-    """Every record of ``topic`` from the beginning. Stops when all partitions reached the end offsets seen
-    at the start and ``until`` (if given) is true, or nothing arrived for ``idle_timeout`` seconds after that."""
+    """Every record of ``topic`` from the beginning. Stops once every partition's position reached the end
+    offset seen at the start (or nothing arrived for ``idle_timeout`` seconds: a transactional topic ends in a
+    commit marker a read_committed consumer never receives), and ``until`` (if given) is true."""
     client = consumer(bootstrap, read_committed=read_committed)
     try:
         partitions = client.list_topics(topic, timeout=10).topics[topic].partitions
@@ -73,14 +74,15 @@ def iter_records(
                     if error.code() == KafkaError._PARTITION_EOF:
                         continue
                     raise RuntimeError(f"reading {topic}: {error}")
-                position[message.partition()] = message.offset() + 1
+                position[message.partition()] = message.offset() + 1  # markers are skipped: see idle below
                 ts_type, ts = message.timestamp()
                 yield Record(message.partition(), message.offset(), ts, ts_type, message.key(), message.value())
             if messages:
                 last_data = time.monotonic()
-            caught_up = all(position[p] >= targets[p] for p in targets)
+            idle = time.monotonic() - last_data > idle_timeout
+            caught_up = all(position[p] >= targets[p] for p in targets) or idle
             done_waiting = until is None or until()
-            if caught_up and done_waiting and (until is None or time.monotonic() - last_data > idle_timeout):
+            if caught_up and done_waiting and (until is None or idle):
                 return
     finally:
         client.close()

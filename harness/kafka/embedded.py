@@ -58,10 +58,11 @@ class EmbeddedKafka:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         properties = self.work_dir / "server.properties"
         properties.write_text(self._server_properties())
+        # urlsafe base64 may start with "-": hence --cluster-id=ID, never "-t ID"
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         base = [str(java), f"-Dlog4j2.configurationFile={_LOG4J_CONFIG}", "-cp", classpath]
         formatted = subprocess.run(
-            [*base, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(properties)],
+            [*base, "kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cluster_id}", "-c", str(properties)],
             capture_output=True, text=True, check=False,
         )
         (self.work_dir / "format.log").write_text(formatted.stdout + formatted.stderr)

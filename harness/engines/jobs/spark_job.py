@@ -45,7 +45,9 @@ PROGRESS_FILE = "spark-progress.jsonl"
 CHECKPOINT_DIR = "spark-checkpoint"
 """Checkpoint directory inside the spec's ``state_dir``."""
 
-_LOG4J2 = """\
+LOG4J_FILE = "spark-log4j2.properties"
+"""The job's log configuration, written beside the spec (and shipped to executors with ``--files`` on a cluster)."""
+LOG4J2 = """\
 # Written by harness.engines.jobs.spark_job: WARN and above on stderr (into the run's spark.log).
 rootLogger.level = warn
 rootLogger.appenderRef.console.ref = console
@@ -120,22 +122,30 @@ def build_query(spark: Any, spec: JobSpec, checkpoint: Path) -> Any:
 def spark_conf(spec: JobSpec, log4j_config: Path) -> dict[str, str]:
     """Every Spark configuration the job sets (also printed to the log, so a run shows what it used)."""
     settings = spec.settings
+    master = settings.get("master") or f"local[{spec.parallelism}]"
+    standalone = master.startswith("spark://")
     java_options = f"-Xss32m -Dlog4j2.configurationFile=file:{log4j_config}"
+    # executors on a cluster find the file shipped with --files in their working directory, not at our path
+    executor_log4j = log4j_config.name if standalone else f"file:{log4j_config}"
     conf = {
-        "spark.master": settings.get("master") or f"local[{spec.parallelism}]",
+        "spark.master": master,
         "spark.app.name": "streambench-windowed-count",
         "spark.jars": ",".join(settings.get("jars", [])),
         "spark.driver.memory": settings.get("driver_memory", "2g"),
         # -Xss: stopping a streaming query could overflow the default thread stack (a harmless but alarming
         # StackOverflowError in the log); a bigger stack only reserves address space
         "spark.driver.extraJavaOptions": java_options,
-        "spark.executor.extraJavaOptions": java_options,
+        "spark.executor.extraJavaOptions": f"-Xss32m -Dlog4j2.configurationFile={executor_log4j}",
         "spark.sql.shuffle.partitions": str(spec.parallelism),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": "true" if settings.get("ui") else "false",
         "spark.ui.showConsoleProgress": "false",  # a progress bar of carriage returns in the log
         "spark.sql.streaming.stateStore.providerClass": _STATE_STORES[settings.get("state_store", "hdfs")],
     }
+    if standalone:
+        # a standalone application takes every core of the cluster unless capped: run with the scenario's
+        # parallelism, as Flink does with its slots
+        conf["spark.cores.max"] = str(spec.parallelism)
     conf.update({str(key): str(value) for key, value in (settings.get("conf") or {}).items()})
     return conf
 
@@ -187,8 +197,8 @@ def run(spec_path: Path) -> int:
     state_dir = Path(spec.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = state_dir / CHECKPOINT_DIR
-    log4j_config = spec_path.parent / "spark-log4j2.properties"
-    log4j_config.write_text(_LOG4J2)
+    log4j_config = spec_path.parent / LOG4J_FILE
+    log4j_config.write_text(LOG4J2)
     progress_path = Path(spec.settings.get("progress_file") or spec_path.parent / PROGRESS_FILE)
 
     stopping = False

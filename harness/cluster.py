@@ -1,0 +1,305 @@
+"""Local engine clusters on 127.0.0.1: a Spark standalone master + worker and a Flink session cluster.
+
+They run the distributions shipped inside the pyspark and apache-flink wheels (``spark-class``, PyFlink's ``bin/``),
+so the cluster is exactly the version the harness submits with. Every daemon runs under
+:class:`~harness.proc.ManagedProcess` in the foreground, with its own configuration and log directory under a work
+directory and free ports on 127.0.0.1 — never a default port: Spark's worker web UI and Flink's REST endpoint both
+default to 8081, and a second benchmark (or a developer's own cluster) may hold it.
+
+Used by the cluster integration tests and for trying a scenario's cluster mode without Docker::
+
+    with SparkStandalone(work_dir, cores=2) as spark, FlinkSession(work_dir, slots=2) as flink:
+        ...  # engines: [{engine: spark, settings: {master: spark.master_url}},
+             #            {engine: flink, settings: {jobmanager: flink.rest_address}}]
+
+Readiness is a probe of the cluster's own REST view (Spark master ``/json`` lists the worker ALIVE with its cores;
+Flink ``/overview`` counts the TaskManager's slots), never a sleep. A failed start stops what was started before
+the error propagates; :meth:`stop` is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness import jvm
+from harness.errors import ServiceError
+from harness.kafka.embedded import free_port
+from harness.proc import ManagedProcess
+
+HOST = "127.0.0.1"
+
+
+def spark_home() -> Path:
+    """The Spark distribution inside the pyspark wheel (``bin/spark-class``, ``bin/spark-submit``, ``jars/``)."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def flink_home() -> Path:
+    """The Flink distribution inside the apache-flink wheel (``bin/``, ``lib/``, ``conf/``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyflink")
+    if spec is None or spec.origin is None:
+        raise ServiceError("pyflink is not installed in this Python: pip install apache-flink (see requirements.lock)")
+    return Path(spec.origin).parent
+
+
+def _get_json(url: str, timeout: float = 2.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - a local http URL we built
+        return json.load(response)
+
+
+class _Cluster:
+    """Shared lifecycle: a list of daemons started in order and stopped in reverse."""
+
+    name = "cluster"
+
+    def __init__(self, work_dir: Path) -> None:
+        self.work_dir = Path(work_dir)
+        self.daemons: list[ManagedProcess] = []
+
+    def start(self, timeout: float = 120.0) -> _Cluster:
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()  # nothing half-started survives a failed start
+            raise
+        return self
+
+    def _start(self, timeout: float) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop every daemon, the last started first (TERM, then KILL). Idempotent."""
+        for daemon in reversed(self.daemons):
+            daemon.stop(grace=15.0)
+
+    def pids(self) -> list[int]:
+        """Every live process of the cluster's daemons (for the no-survivors check)."""
+        return [proc.pid for daemon in self.daemons for proc in daemon.processes()]
+
+    def __enter__(self) -> _Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------------------------------- Spark
+class SparkStandalone(_Cluster):
+    """A Spark standalone master and one worker (``cores`` slots, ``memory`` for executors) on 127.0.0.1.
+
+    ``master_url`` (``spark://127.0.0.1:PORT``) is what a scenario gives the ``spark`` engine as ``master``."""
+
+    name = "spark standalone"
+
+    def __init__(self, work_dir: Path, *, cores: int = 2, memory: str = "2g") -> None:
+        super().__init__(Path(work_dir) / "spark-cluster")
+        self.cores = cores
+        self.memory = memory
+        self.master_port = free_port()
+        self.master_ui_port = free_port()
+        self.worker_port = free_port()
+        self.worker_ui_port = free_port()
+
+    @property
+    def master_url(self) -> str:
+        return f"spark://{HOST}:{self.master_port}"
+
+    @property
+    def master_ui(self) -> str:
+        return f"http://{HOST}:{self.master_ui_port}"
+
+    def _env(self) -> dict[str, str]:
+        conf_dir = self.work_dir / "conf"
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        # WARN on the console: the daemons' stdout is their log file (ManagedProcess)
+        (conf_dir / "log4j2.properties").write_text(
+            "rootLogger.level = warn\n"
+            "rootLogger.appenderRef.console.ref = console\n"
+            "appender.console.type = Console\n"
+            "appender.console.name = console\n"
+            "appender.console.layout.type = PatternLayout\n"
+            "appender.console.layout.pattern = %d{HH:mm:ss.SSS} %p %c{1}: %m%n%ex\n"
+            "logger.master.name = org.apache.spark.deploy\n"
+            "logger.master.level = info\n"
+        )
+        env = dict(os.environ)
+        env.update(
+            SPARK_HOME=str(spark_home()),
+            SPARK_CONF_DIR=str(conf_dir),
+            SPARK_LOG_DIR=str(self.work_dir / "logs"),
+            SPARK_LOCAL_IP=HOST,
+            SPARK_WORKER_DIR=str(self.work_dir / "worker"),
+            SPARK_LOCAL_DIRS=str(self.work_dir / "local"),
+            JAVA_HOME=str(jvm.java_home()),
+        )
+        return env
+
+    def _start(self, timeout: float) -> None:
+        env = self._env()
+        spark_class = str(spark_home() / "bin" / "spark-class")
+        master = ManagedProcess(
+            "spark master",
+            [spark_class, "org.apache.spark.deploy.master.Master",
+             "--host", HOST, "--port", self.master_port, "--webui-port", self.master_ui_port],
+            self.work_dir / "master.log", env=env, cwd=self.work_dir,
+        )  # fmt: skip
+        self.daemons.append(master)
+        master.start()
+        master.wait_until(
+            lambda: _get_json(f"{self.master_ui}/json")["status"] == "ALIVE",
+            timeout,
+            what=f"Spark master ALIVE at {self.master_ui}/json",
+            hint="the master log above says why (a port taken between choosing it and binding it?)",
+        )
+        worker = ManagedProcess(
+            "spark worker",
+            [spark_class, "org.apache.spark.deploy.worker.Worker",
+             "--host", HOST, "--port", self.worker_port, "--webui-port", self.worker_ui_port,
+             "--cores", self.cores, "--memory", self.memory, "--work-dir", self.work_dir / "worker",
+             self.master_url],
+            self.work_dir / "worker.log", env=env, cwd=self.work_dir,
+        )  # fmt: skip
+        self.daemons.append(worker)
+        worker.start()
+        worker.wait_until(
+            self._worker_alive,
+            timeout,
+            what=f"a Spark worker ALIVE with {self.cores} cores at the master {self.master_url}",
+            hint="the worker log above says why it did not register",
+        )
+
+    def _worker_alive(self) -> bool:
+        workers = _get_json(f"{self.master_ui}/json").get("workers", [])
+        return any(w.get("state") == "ALIVE" and w.get("cores", 0) >= self.cores for w in workers)
+
+    def applications(self) -> list[dict[str, Any]]:
+        """The master's view of running and completed applications (to check a job really ran here)."""
+        state = _get_json(f"{self.master_ui}/json")
+        return [*state.get("activeapps", []), *state.get("completedapps", [])]
+
+
+# ---------------------------------------------------------------------------------------------------- Flink
+class FlinkSession(_Cluster):
+    """A Flink session cluster: one JobManager and one TaskManager with ``slots`` slots, on 127.0.0.1.
+
+    ``rest_address`` (``127.0.0.1:PORT``) is what a scenario gives the ``flink`` engine as ``jobmanager``."""
+
+    name = "flink session"
+
+    def __init__(
+        self, work_dir: Path, *, slots: int = 2, taskmanager_memory: str = "1728m",
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(Path(work_dir) / "flink-cluster")
+        self.slots = slots
+        self.taskmanager_memory = taskmanager_memory
+        self.extra_config = dict(config or {})
+        self.rest_port = free_port()
+        self.rpc_port = free_port()
+
+    @property
+    def rest_address(self) -> str:
+        return f"{HOST}:{self.rest_port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.rest_address}"
+
+    def config(self) -> dict[str, Any]:
+        """The cluster's configuration: PyFlink's shipped ``config.yaml`` (JVM options Java 17 needs) with every
+        address on 127.0.0.1, free ports, and our slots and memory."""
+        shipped = yaml.safe_load((flink_home() / "conf" / "config.yaml").read_text()) or {}
+        config = _flatten(shipped)
+        config.update({
+            "jobmanager.rpc.address": HOST,
+            "jobmanager.rpc.port": self.rpc_port,
+            "jobmanager.bind-host": HOST,
+            "jobmanager.memory.process.size": "1024m",
+            "taskmanager.host": HOST,
+            "taskmanager.bind-host": HOST,
+            "taskmanager.rpc.port": "0",
+            "taskmanager.numberOfTaskSlots": self.slots,
+            "taskmanager.memory.process.size": self.taskmanager_memory,
+            "rest.address": HOST,
+            "rest.bind-address": HOST,
+            "rest.port": self.rest_port,
+            "blob.server.port": "0",
+            "parallelism.default": self.slots,
+            "io.tmp.dirs": str(self.work_dir / "tmp"),
+            "web.tmpdir": str(self.work_dir / "web"),
+        })  # fmt: skip
+        config.update(self.extra_config)
+        return config
+
+    def _env(self) -> dict[str, str]:
+        conf_dir = self.work_dir / "conf"
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        (self.work_dir / "tmp").mkdir(exist_ok=True)
+        (conf_dir / "config.yaml").write_text(yaml.safe_dump(self.config(), sort_keys=True))
+        for name in ("log4j-console.properties", "log4j.properties", "log4j-cli.properties"):
+            shutil.copy(flink_home() / "conf" / name, conf_dir / name)
+        env = dict(os.environ)
+        env.update(
+            FLINK_HOME=str(flink_home()),
+            FLINK_CONF_DIR=str(conf_dir),
+            FLINK_LOG_DIR=str(self.work_dir / "logs"),
+            JAVA_HOME=str(jvm.java_home()),
+        )
+        return env
+
+    def _start(self, timeout: float) -> None:
+        env = self._env()
+        bin_dir = flink_home() / "bin"
+        jobmanager = ManagedProcess(
+            "flink jobmanager", ["bash", bin_dir / "jobmanager.sh", "start-foreground"],
+            self.work_dir / "jobmanager.log", env=env, cwd=self.work_dir,
+        )
+        self.daemons.append(jobmanager)
+        jobmanager.start()
+        jobmanager.wait_until(
+            lambda: "flink-version" in _get_json(f"{self.rest_url}/config"),
+            timeout,
+            what=f"the Flink REST endpoint at {self.rest_url}",
+            hint="the JobManager log above says why",
+        )
+        taskmanager = ManagedProcess(
+            "flink taskmanager", ["bash", bin_dir / "taskmanager.sh", "start-foreground"],
+            self.work_dir / "taskmanager.log", env=env, cwd=self.work_dir,
+        )
+        self.daemons.append(taskmanager)
+        taskmanager.start()
+        taskmanager.wait_until(
+            lambda: _get_json(f"{self.rest_url}/overview").get("slots-total", 0) >= self.slots,
+            timeout,
+            what=f"a TaskManager with {self.slots} slots registered at {self.rest_url}",
+            hint="the TaskManager log above says why it did not register",
+        )
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The cluster's jobs (id, name, state), to check a job really ran here."""
+        return list(_get_json(f"{self.rest_url}/jobs/overview").get("jobs", []))
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested YAML keys as Flink's dotted keys (``env: {java: {opts: …}}`` → ``env.java.opts…``), so our
+    overrides replace them instead of sitting beside them."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
