@@ -97,7 +97,8 @@ def run_scenario(
     settings = {entry.name: engine_classes[entry.name].Settings.model_validate(entry.settings)
                 for entry in scenario.engines}
     display = display or ProgressDisplay()
-    run_dir = results.create_run_dir(out, scenario.name)
+    # absolute: engine jobs run with their own working directory (and on clusters, on other hosts)
+    run_dir = results.create_run_dir(Path(out).resolve(), scenario.name)
     results.write_run_info(
         run_dir, scenario,
         results.environment_fingerprint(kafka_mode=scenario.kafka.mode, deployment=_deployment(scenario)),

@@ -318,11 +318,7 @@ class FlinkEngine(Engine):
             "job_id": self.job_id,
             "rest_url": self.rest_url,
             "ready_after_s": self.ready_after_s,
-            "processed_series": [
-                {"t_ms": int(snap["time"] * 1000), "processed": snap["source_records_per_s"]}
-                for snap in self._snapshots
-                if "source_records_per_s" in snap
-            ],
+            "processed_series": _processed_series(self._snapshots),
             "snapshots": list(self._snapshots),
         }
 
@@ -429,7 +425,7 @@ class FlinkEngine(Engine):
             operator = sorted(
                 name
                 for name in names
-                if (name.startswith("Source__") and name.endswith(".numRecordsInPerSecond"))
+                if (name.startswith("Source__") and name.endswith((".numRecordsInPerSecond", ".numRecordsIn")))
                 or name.endswith(".numLateRecordsDropped")
             )
             if names:
@@ -442,6 +438,7 @@ class FlinkEngine(Engine):
         job = self._rest(f"/jobs/{self.job_id}")
         vertices = []
         source_rate = 0.0
+        source_total: float | None = None
         late = 0.0
         for vertex in job["vertices"]:
             names = self._wanted_metrics(vertex["id"])
@@ -471,6 +468,8 @@ class FlinkEngine(Engine):
             for name in names:
                 if name.startswith("Source__") and name.endswith(".numRecordsInPerSecond"):
                     source_rate += agg(name, "sum") or 0.0
+                elif name.startswith("Source__") and name.endswith(".numRecordsIn"):
+                    source_total = (source_total or 0.0) + (agg(name, "sum") or 0.0)
                 elif name.endswith(".numLateRecordsDropped"):
                     late += agg(name, "sum") or 0.0
         checkpoints = self._rest(f"/jobs/{self.job_id}/checkpoints")
@@ -480,6 +479,7 @@ class FlinkEngine(Engine):
             "time": time.time(),
             "job_state": job["state"],
             "source_records_per_s": source_rate,
+            "source_records_total": source_total,
             "late_records_dropped": late,
             "backpressured": any((v["backpressured_ms_per_s_max"] or 0) > 100 for v in vertices),
             "vertices": vertices,
@@ -515,6 +515,22 @@ class FlinkPythonEngine(FlinkEngine):
             f"{format_duration_ms(self.settings.python_bundle_time)}"
         )
         return values
+
+
+def _processed_series(snapshots: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Source records read per second between consecutive snapshots, from the source operators' ``numRecordsIn``
+    counters. Flink's own ``numRecordsInPerSecond`` is a meter averaged over the last 60 s, which lags a changing
+    rate by up to a minute; counter deltas do not."""
+    points = [
+        (snap["time"], float(snap["source_records_total"]))
+        for snap in snapshots
+        if isinstance(snap.get("source_records_total"), (int, float))
+    ]
+    return [
+        {"t_ms": int(t1 * 1000), "processed": (n1 - n0) / (t1 - t0)}
+        for (t0, n0), (t1, n1) in zip(points, points[1:])
+        if t1 > t0 and n1 >= n0
+    ]
 
 
 def flink_home() -> Path:

@@ -84,6 +84,8 @@ def job_configuration(spec: JobSpec, *, rest_port: int, connector_jar: str, job_
                 "rest.bind-port": str(rest_port),
                 "rest.address": "127.0.0.1",
                 "rest.bind-address": "127.0.0.1",
+                # the REST API serves metrics cached for this long (default 10 s): 1 s gives a per-second series
+                "metrics.fetcher.update-interval": "1000",
             }
         )
     interval = settings.get("checkpoint_interval")
