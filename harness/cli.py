@@ -107,14 +107,22 @@ def run(scenario_file: Path, engine_names: str | None, repetitions: int | None, 
 
 
 @cli.command()
-@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--to", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the markdown here (e.g. REPORT.md) instead of RUN_DIR/report.md.")
-def report(run_dir: Path, to: Path | None) -> None:
-    """Write the report (markdown + PNG plots) of RUN_DIR."""
-    from harness.report import write_report
+              help="Write the markdown here (e.g. REPORT.md) instead of RUN_DIR/report.md; needed for several runs.")
+@click.option("--preface", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Markdown put before the reports (with --to), e.g. the reading of the results.")
+def report(run_dirs: tuple[Path, ...], to: Path | None, preface: Path | None) -> None:
+    """Write the report (markdown + PNG plots) of RUN_DIR, or of several runs into one file with --to."""
+    from harness.errors import HarnessError
+    from harness.report import write_combined_report, write_report
 
-    click.echo(write_report(run_dir, to))
+    if len(run_dirs) == 1 and preface is None:
+        click.echo(write_report(run_dirs[0], to))
+        return
+    if to is None:
+        raise HarnessError("several run directories (or --preface) need --to FILE, e.g. --to REPORT.md")
+    click.echo(write_combined_report(list(run_dirs), to, preface=preface))
 
 
 @cli.command()

@@ -28,7 +28,9 @@ class ProducerComparison:
     partitions: int
     linger_ms: int
     kafka_perf_rps: float
-    """kafka-producer-perf-test (org.apache.kafka.tools.ProducerPerformance), records/s."""
+    """kafka-producer-perf-test (org.apache.kafka.tools.ProducerPerformance), Java client defaults, records/s."""
+    kafka_perf_big_batch_rps: float
+    """The same with ``batch.size`` = 1 MB, librdkafka's default batch size: like-for-like batching."""
     generator_rps: dict[str, float]
     """This generator's producer path per backend (pre-encoded records), records/s."""
     generator_encoding_rps: dict[str, float]
@@ -39,6 +41,8 @@ class ProducerComparison:
             f"records={self.records:,} record_size={self.record_size} B partitions={self.partitions} "
             f"acks=all linger={self.linger_ms} ms",
             f"{'kafka-producer-perf-test':40} {self.kafka_perf_rps:>12,.0f} records/s   1.00x",
+            f"{'kafka-producer-perf-test batch.size=1MB':40} {self.kafka_perf_big_batch_rps:>12,.0f} records/s   "
+            f"{self.kafka_perf_big_batch_rps / self.kafka_perf_rps:.2f}x",
         ]
         for backend, rps in self.generator_rps.items():
             out.append(f"{'generator ' + backend + ' (pre-encoded)':40} {rps:>12,.0f} records/s   "
@@ -49,7 +53,9 @@ class ProducerComparison:
         return out
 
 
-def kafka_producer_perf(bootstrap: str, topic: str, records: int, record_size: int, linger_ms: int) -> float:
+def kafka_producer_perf(
+    bootstrap: str, topic: str, records: int, record_size: int, linger_ms: int, *extra_props: str
+) -> float:
     """Run ProducerPerformance from the cached kafka-tools jar; return its records/s."""
     java = jvm.find_java()
     classpath = ":".join(str(path) for path in jvm.classpath("kafka"))
@@ -57,7 +63,7 @@ def kafka_producer_perf(bootstrap: str, topic: str, records: int, record_size: i
         str(java), "-Xmx512m", "-cp", classpath, "org.apache.kafka.tools.ProducerPerformance",
         "--topic", topic, "--num-records", str(records), "--record-size", str(record_size), "--throughput", "-1",
         "--producer-props", f"bootstrap.servers={bootstrap}", "acks=all", f"linger.ms={linger_ms}",
-        "enable.idempotence=true", "compression.type=none",
+        "enable.idempotence=true", "compression.type=none", *extra_props,
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
     summaries = [m for m in _SUMMARY.finditer(done.stdout)]
@@ -79,6 +85,9 @@ def compare_producers(
     with EmbeddedKafka(work_dir) as broker:
         create_topics(broker.bootstrap, {"perf-kafka": partitions})
         kafka_rps = kafka_producer_perf(broker.bootstrap, "perf-kafka", records, record_size, linger_ms)
+        create_topics(broker.bootstrap, {"perf-kafka": partitions})
+        kafka_big_rps = kafka_producer_perf(broker.bootstrap, "perf-kafka", records, record_size, linger_ms,
+                                            "batch.size=1048576")
         ours: dict[str, float] = {}
         ours_encoding: dict[str, float] = {}
         for backend in backends:
@@ -91,4 +100,5 @@ def compare_producers(
             create_topics(broker.bootstrap, {topic: partitions})
             ours_encoding[backend] = producer_perf(broker.bootstrap, topic, count, record_size, partitions,
                                                    backend=backend, linger_ms=linger_ms, include_encoding=True)
-    return ProducerComparison(records, record_size, partitions, linger_ms, kafka_rps, ours, ours_encoding)
+    return ProducerComparison(records, record_size, partitions, linger_ms, kafka_rps, kafka_big_rps, ours,
+                              ours_encoding)

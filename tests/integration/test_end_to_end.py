@@ -76,3 +76,39 @@ def test_killed_engine_is_recorded_as_failed_and_the_next_engine_still_runs(tmp_
     assert flink["status"] == "ok" and flink["correctness"]["correct"] is True
     report = (run_dir / "report.md").read_text()
     assert "spark-killed" in report and "failed" in report.lower()
+
+
+def test_ctrl_c_stops_cleanly_keeps_what_was_measured_and_marks_the_run_interrupted(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    import psutil
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [str(BENCH), "run", "scenarios/smoke.yaml", "--engines", "flink", "--out", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    seen = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 300
+        for line in proc.stdout:
+            seen.append(line)
+            if "measuring" in line or time.monotonic() > deadline:
+                break
+        assert any("measuring" in line for line in seen), "".join(seen[-20:])
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, "".join(seen[-10:]) + rest[-2000:]
+    run_dir = only_run_dir(tmp_path)
+    assert json.loads((run_dir / "run-status.json").read_text())["status"] == "interrupted"
+    result = summary(run_dir, "flink")
+    assert result["status"] == "interrupted"
+    assert result["generator"] is None or result["generator"]["events_sent"] >= 0
+    assert (run_dir / "report.md").exists()
+    leftovers = [p for p in psutil.process_iter(["cmdline"]) if str(run_dir) in " ".join(p.info["cmdline"] or [])]
+    assert leftovers == []
