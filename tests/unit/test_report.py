@@ -37,6 +37,36 @@ def test_report_elsewhere_links_plots_relative_to_itself(tmp_path: Path) -> None
     assert not (run_dir / "report.md").exists()
 
 
+def test_combined_report_keeps_the_preface_and_every_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    first, second = tmp_path / "a" / RUN_NAME, tmp_path / "b" / RUN_NAME
+    shutil.copytree(GOLDEN / RUN_NAME, first)
+    shutil.copytree(GOLDEN / RUN_NAME, second)
+    preface = tmp_path / "reading.md"
+    preface.write_text("# Reading\n\nFlink is faster here.\n")
+    target = tmp_path / "REPORT.md"
+    result = CliRunner().invoke(cli, ["report", str(first), str(second), "--to", str(target), "--preface", str(preface)])
+    assert result.exit_code == 0, result.output
+    text = target.read_text(encoding="utf-8")
+    assert text.startswith("# Reading\n\nFlink is faster here.\n")
+    assert text.count("# Benchmark report: unit") == 2
+    assert "(a/" + RUN_NAME + "/latency-cdf.png)" in text and "(b/" + RUN_NAME + "/latency-cdf.png)" in text
+
+
+def test_several_runs_need_a_target(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    run_dir = tmp_path / RUN_NAME
+    shutil.copytree(GOLDEN / RUN_NAME, run_dir)
+    result = CliRunner().invoke(cli, ["report", str(run_dir), str(run_dir)], standalone_mode=False)
+    assert "several run directories (or --preface) need --to FILE" in str(result.exception)
+
+
 def test_golden_report_says_what_matters() -> None:
     text = (GOLDEN / "report.md").read_text(encoding="utf-8")
     assert "- **output_mode** differs: spark = update, flink = append." in text
