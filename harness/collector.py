@@ -21,9 +21,10 @@ The rest of the module is pure functions on that frame (unit tested on hand-made
   the pair's on-time input events (Karimov et al.).
 * :func:`latency_histogram` — HdrHistogram of milliseconds; negative values (clock trouble) cannot go into it
   and are counted apart, never clamped.
-* :func:`measured_mask` — which windows count: ``warmup_end < window_end <= load_end``. Windows ending in the
-  warm-up are excluded; windows ending after the load are only partly loaded and are closed by the end-of-run
-  flush records, so their latency says nothing about the engine (their correctness is still checked).
+* :func:`measured_mask` — which windows count: ``warmup_end < window_end`` and ``window_end + D <= load_end``.
+  Windows ending in the warm-up are excluded; a window the load's own events cannot close (its end + D lies
+  after the last intended send time) is closed by the end-of-run flush records, whose event time jumps ahead,
+  so its latency says nothing about the engine (its correctness is still checked).
 * :func:`per_second_series` and :func:`sustained` — the run-time series and the trend check.
 """
 
@@ -505,10 +506,13 @@ def correctness_from_pairs(pairs: pd.DataFrame, *, late_made: int, windows_per_e
     }
 
 
-def measured_mask(window_end: pd.Series | np.ndarray, warmup_end_ms: int, load_end_ms: int) -> np.ndarray:
-    """Windows whose latency counts: ending after the warm-up and no later than the end of the load."""
+def measured_mask(
+    window_end: pd.Series | np.ndarray, warmup_end_ms: int, load_end_ms: int, watermark_delay_ms: int = 0
+) -> np.ndarray:
+    """Windows whose latency counts: ending after the warm-up, and closed by the load's own events (end + D no
+    later than the end of the load), not by the end-of-run flush records."""
     ends = np.asarray(window_end, dtype=np.int64)
-    return (ends > warmup_end_ms) & (ends <= load_end_ms)
+    return (ends > warmup_end_ms) & (ends + watermark_delay_ms <= load_end_ms)
 
 
 # ------------------------------------------------------------------------------------------------ histograms

@@ -277,7 +277,9 @@ def build_repetition_result(
     records = collector.empty_records() if records is None else records
     pairs_table = _pairs_table(expected, max_ts)
     pairs = collector.pair_outcomes(records, pairs_table)
-    measured = collector.measured_mask(pairs["window_end"], timeline.warmup_end_ms, timeline.load_end_ms)
+    measured = collector.measured_mask(
+        pairs["window_end"], timeline.warmup_end_ms, timeline.load_end_ms, windows_cfg.watermark_delay
+    )
     timed = measured & pairs["result_latency_ms"].notna().to_numpy()
 
     result_hist = collector.latency_histogram(pairs.loc[timed, "result_latency_ms"])
