@@ -248,8 +248,18 @@ def perf_producer(records: int, record_size: int, partitions: int, linger_ms: in
         click.echo(line)
 
 
+def _terminate_like_ctrl_c(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    """Entry point: user errors are one message and a non-zero exit, without a traceback."""
+    """Entry point: user errors are one message and a non-zero exit, without a traceback. SIGTERM (a CI timeout,
+    `kill`) stops a run as cleanly as Ctrl-C: engines stopped, what was measured kept, the run marked interrupted."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a non-interactive shell
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

@@ -6,6 +6,8 @@ share the schedule without talking to each other, and together send every event 
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -35,6 +37,10 @@ class EpochClock:
 
     def __call__(self) -> float:
         return self._epoch0_ms + (time.perf_counter_ns() - self._mono0_ns) / 1e6
+
+
+WAKE_INTERVAL_MS = 1.0
+"""The send loop wakes at most once per millisecond (see :class:`Pacer`): ~1000 batches/s whatever the rate."""
 
 
 def send_loop(
@@ -87,6 +93,15 @@ def _next_batch(plan: EventPlan, pending: Any) -> EventBatch | None:
     return None
 
 
+def _die_with_parent() -> None:
+    """A worker must not go on sending load when the harness is killed (``kill -9``, OOM): ask the kernel for
+    SIGKILL when the parent dies (Linux); elsewhere the worker ends with its schedule."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def worker_main(
     index: int,
     count: int,
@@ -105,6 +120,7 @@ def worker_main(
     sent)`` about twice a second; ``("done", index, WorkerStats)`` after its records are acknowledged; or
     ``("error", index, text)``. It starts sending when ``go`` is set, at ``start_value`` (epoch ms; < 0 = abort).
     """
+    _die_with_parent()
     try:
         backend = make_backend(backend_name, bootstrap, topic, linger_ms=scenario.load.producer.linger)
         backend.partitions()  # a metadata round-trip: connected and the topic exists before the load starts
@@ -124,7 +140,7 @@ def worker_main(
                 queue.put(("progress", index, sent))
                 last_report[0] = now
 
-        pacer = Pacer(EpochClock(), time.sleep)
+        pacer = Pacer(EpochClock(), time.sleep, min_interval_ms=WAKE_INTERVAL_MS)
         send_loop(plan, range(index, plan.chunks, count), encoder, backend.send, pacer, stats, tick)
         backend.flush(FLUSH_TIMEOUT_S)
         queue.put(("done", index, stats))

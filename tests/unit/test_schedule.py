@@ -275,3 +275,23 @@ def test_bulk_histogram_recording_equals_recording_one_by_one() -> None:
         single.record_value(us)
     for p in (50, 90, 99, 99.9, 100):
         assert bulk.get_value_at_percentile(p) == single.get_value_at_percentile(p)
+
+
+def test_pacer_wakes_at_most_once_per_min_interval_and_delays_by_at_most_that() -> None:
+    clock = FakeClock(START)
+    wakes: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        wakes.append(clock.now_ms)
+
+    pacer = Pacer(clock, sleep, min_interval_ms=1.0)
+    intended = START + np.arange(0, 100, 0.05)  # 20k events/s for 100 ms
+    i, delays, batches = 0, [], 0
+    while i < intended.size:
+        stop, now = pacer.next_due(intended, i)
+        delays.extend(now - intended[i:stop])
+        batches += 1
+        i = stop
+    assert batches <= 101  # one wake-up per millisecond, not one per event (2000)
+    assert min(delays) >= 0 and max(delays) <= 1.0 + 1e-9
