@@ -165,18 +165,9 @@ class GeneratorSummary:
     """p50, p90, p99, p99.9, max of actual − intended send time in the measured period, ms."""
 
 
-@dataclass(frozen=True)
-class SustainedSummary:
-    """The trend check of :class:`harness.collector.SustainedCheck` (same fields)."""
-
-    sustained: bool | None
-    """None when fewer than 3 measured windows were timed."""
-    slope_ms_per_s: float | None
-    """Result latency growth per second of the run, ms/s."""
-    start_ms: float | None
-    growth_ms: float | None
-    threshold_ms: float | None
-    windows: int
+SustainedSummary = collector.SustainedCheck
+"""The keep-up trend check, stored as the collector computes it (``sustained`` is None with fewer than 3 timed
+measured windows)."""
 
 
 @dataclass(frozen=True)
@@ -322,7 +313,6 @@ def build_repetition_result(
     check = collector.sustained(
         pairs.loc[timed, "window_end"].to_numpy(), pairs.loc[timed, "result_latency_ms"].to_numpy(), windows_cfg.size
     )
-    sustained_summary = SustainedSummary(**dataclasses.asdict(check))
     resource_frame = resources if resources is not None else pd.DataFrame(columns=["t_ms", "component"])
     resource_stats = summarize(resource_frame, timeline.warmup_end_ms, timeline.load_end_ms)
     snap = _snapshot_dict(collector_snapshot, records)
@@ -363,7 +353,7 @@ def build_repetition_result(
         throughput=throughput,
         correctness=correctness,
         generator=generator_summary,
-        sustained=sustained_summary,
+        sustained=check,
         resources=resource_stats,
         fairness=dict(fairness or {}),
         collector=snap,
