@@ -248,6 +248,18 @@ def perf_producer(records: int, record_size: int, partitions: int, linger_ms: in
         click.echo(line)
 
 
+@perf.command("collector")
+@click.option("--records", type=int, default=1_000_000, show_default=True)
+@click.option("--partitions", type=int, default=4, show_default=True)
+@click.option("--bootstrap", default=None, help="An existing Kafka cluster instead of the embedded broker.")
+def perf_collector(records: int, partitions: int, bootstrap: str | None) -> None:
+    """How fast the live collector reads result records from a real result topic."""
+    from harness.perf import measure_collector
+
+    for line in measure_collector(records, partitions, bootstrap=bootstrap).lines():
+        click.echo(line)
+
+
 def _terminate_like_ctrl_c(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 

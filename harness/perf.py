@@ -1,22 +1,29 @@
-"""``bench perf producer``: the generator's producer path against Kafka's own ``kafka-producer-perf-test``.
+"""Benchmarks of the harness's own Kafka paths, against the embedded broker (``bench perf ...``).
 
-Both run in one invocation against the same embedded broker, on fresh topics with the same partition count, the
-same record size, the same acks/linger, one after the other (never concurrently on a 2-core machine), so the
-ratio says whether the generator could ever be the bottleneck of a run.
+- ``producer``: the generator's producer path against Kafka's own ``kafka-producer-perf-test``. Both run in one
+  invocation against the same broker, on fresh topics with the same partition count, the same record size, the
+  same acks/linger, one after the other (never concurrently on a 2-core machine), so the ratio says whether the
+  generator could ever be the bottleneck of a run.
+- ``collector``: how many result records per second the live collector takes in from a real result topic
+  (consume + parse + store), and how long its end-of-run frame takes: it must keep up with the fastest engine.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import jvm
+from harness import jvm, workload
+from harness.collector import LiveCollector
 from harness.errors import ServiceError
 from harness.kafka import EmbeddedKafka, create_topics
 from harness.loadgen import producer_perf
+from harness.loadgen.producer import make_backend
 
 _SUMMARY = re.compile(r"(\d+) records sent, ([0-9.]+) records/sec")
 
@@ -102,3 +109,93 @@ def compare_producers(
                                                    backend=backend, linger_ms=linger_ms, include_encoding=True)
     return ProducerComparison(records, record_size, partitions, linger_ms, kafka_rps, kafka_big_rps, ours,
                               ours_encoding)
+
+
+@dataclass(frozen=True)
+class CollectorMeasurement:
+    records: int
+    partitions: int
+    ingest_rps: float
+    """Result records/s from the collector's start to the last record in its columns (consume + parse + store)."""
+    frame_s: float
+    """Seconds for :meth:`LiveCollector.frame` over all of them (done once, after the drain)."""
+    produce_rps: float
+    """Records/s the result records were written at beforehand (for scale; not the collector)."""
+    not_append_time: int
+    """Records read without a LogAppendTime timestamp (must be 0: the topic is created as a result topic)."""
+    bad_records: int
+    """Records the collector could not parse (must be 0)."""
+
+    def lines(self) -> list[str]:
+        return [
+            f"records={self.records:,} partitions={self.partitions} (result topic, LogAppendTime)",
+            f"{'collector ingest from the broker':40} {self.ingest_rps:>12,.0f} records/s",
+            f"{'collector frame() after the drain':40} {self.frame_s:>12.2f} s",
+            f"{'writing them (confluent producer)':40} {self.produce_rps:>12,.0f} records/s",
+        ]
+
+
+def result_records(records: int, users: int = 10_000, window_ms: int = 10_000) -> tuple[list[bytes], list[bytes]]:
+    """``records`` result records in the engines' output format: ``users`` users per window, windows in order,
+    keyed by user like the engines write them."""
+    base = 1_764_072_000_000
+    values, keys = [], []
+    for i in range(records):
+        user = workload.user_id(i % users, users)
+        start = base + (i // users) * window_ms
+        values.append(json.dumps(workload.result_record(user, start, start + window_ms, 1 + i % 97)).encode())
+        keys.append(user.encode())
+    return values, keys
+
+
+def measure_collector(
+    records: int = 1_000_000,
+    partitions: int = 4,
+    *,
+    bootstrap: str | None = None,
+    work_dir: Path | None = None,
+    timeout_s: float = 600.0,
+) -> CollectorMeasurement:
+    """Fill a fresh LogAppendTime topic with ``records`` result records, then time a :class:`LiveCollector`
+    reading them from the beginning: the same consumer settings and code path as in a run. Uses ``bootstrap`` when
+    given, else an embedded broker."""
+    if bootstrap is None:
+        with EmbeddedKafka(work_dir or Path(tempfile.mkdtemp(prefix="bench-perf-"))) as broker:
+            return measure_collector(records, partitions, bootstrap=broker.bootstrap, timeout_s=timeout_s)
+    topic = "perf-results"
+    create_topics(bootstrap, {topic: partitions}, log_append_time=True)
+    values, keys = result_records(records)
+    producer = make_backend("confluent", bootstrap, topic, linger_ms=5)
+    try:
+        started = time.perf_counter()
+        for i in range(0, records, 10_000):
+            producer.send(values[i : i + 10_000], keys[i : i + 10_000])
+        producer.flush(300.0)
+        produce_rps = records / (time.perf_counter() - started)
+    finally:
+        producer.close()
+
+    live = LiveCollector(bootstrap, topic, read_committed=False)
+    started = time.perf_counter()
+    live.start()
+    try:
+        while True:
+            snap = live.snapshot()
+            if snap.error is not None:
+                raise ServiceError(f"collector failed while measuring: {snap.error}")
+            if snap.records >= records:
+                break
+            if time.perf_counter() - started > timeout_s:
+                raise ServiceError(f"collector read {snap.records:,} of {records:,} records in {timeout_s:g} s")
+            time.sleep(0.005)
+        ingest_s = time.perf_counter() - started
+    finally:
+        live.stop()
+    snap = live.snapshot()
+    started = time.perf_counter()
+    frame = live.frame()
+    frame_s = time.perf_counter() - started
+    if len(frame) != records:
+        raise ServiceError(f"collector frame has {len(frame):,} rows, expected {records:,}")
+    return CollectorMeasurement(records, partitions, records / ingest_s, frame_s, produce_rps, snap.not_append_time,
+                                snap.bad_records)

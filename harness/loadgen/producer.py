@@ -159,6 +159,9 @@ class ConfluentBackend:
 
     def close(self) -> None:
         self._producer.flush(5)
+        # The error callback is a bound method: producer -> callback -> self -> producer is a cycle, and the
+        # client would keep reconnecting until a GC pass. Breaking it here frees the client now.
+        del self._producer
 
 
 class KafkaPythonBackend:
