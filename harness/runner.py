@@ -287,6 +287,12 @@ class _EngineRun:
             )
 
         generator = run_generator(self.scenario, self.kafka.bootstrap, self.input_topic, progress=progress)
+        if generator.nice > self.scenario.load.producer.nice:
+            display.message(
+                f"[{self.label} rep {self.repetition}] generator ran at nice {generator.nice}, not "
+                f"{self.scenario.load.producer.nice}: raising priority needs root or CAP_SYS_NICE (publish delay "
+                "may suffer while the engines load the CPUs)"
+            )
         if not generator.valid:
             display.message(f"[{self.label} rep {self.repetition}] generator: {generator.reason}")
         return generator

@@ -135,6 +135,13 @@ class Producer(StrictModel):
     backend: Literal["auto", "confluent", "kafka-python"] = "auto"
     workers: int | Literal["auto"] = "auto"
     linger: Millis = Field(default=5, ge=0)
+    nice: int = Field(
+        default=-10,
+        ge=-20,
+        le=19,
+        description="Unix scheduling priority of the worker processes; below 0 needs root or CAP_SYS_NICE and "
+        "is skipped (and recorded) without",
+    )
 
     @model_validator(mode="after")
     def _workers(self) -> Producer:

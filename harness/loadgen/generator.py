@@ -86,6 +86,8 @@ class GeneratorResult:
     workers: int
     partitions: int
     linger_ms: int
+    nice: int
+    """Unix priority the workers ran at (``load.producer.nice`` when the OS allowed it; the highest of them)."""
     events_planned: int
     events_sent: int
     late_events: int
@@ -149,7 +151,8 @@ def run_generator(
     try:
         for process in processes:
             process.start()
-        _await(messages, processes, "ready", time.monotonic() + READY_TIMEOUT_S, "connect to Kafka")
+        ready = _await(messages, processes, "ready", time.monotonic() + READY_TIMEOUT_S, "connect to Kafka")
+        nice = max(ready.values())
         flusher = make_backend(backend_name, bootstrap, topic, linger_ms=0)
         partitions = flusher.partitions()
         start = start_epoch_ms if start_epoch_ms is not None else aligned_start(scenario, time.time_ns() // 1_000_000)
@@ -172,7 +175,7 @@ def run_generator(
         if flusher is not None:
             flusher.close()
     return _result(
-        scenario, backend_name, count, partitions, start, stats, flush_ts, schedule, limits or SelfCheckLimits()
+        scenario, backend_name, count, partitions, nice, start, stats, flush_ts, schedule, limits or SelfCheckLimits()
     )
 
 
@@ -193,16 +196,18 @@ def aligned_start(scenario: Scenario, now_ms: int) -> int:
 
 
 # ------------------------------------------------------------------------------------------------- internals
-def _await(messages: Any, processes: list[Any], kind: str, deadline: float, doing: str) -> None:
-    """Wait for one ``kind`` message from every worker; raise on a worker error, death or the deadline."""
-    waiting = set(range(len(processes)))
-    while waiting:
-        what, index = _receive(messages, processes, deadline, doing)
+def _await(messages: Any, processes: list[Any], kind: str, deadline: float, doing: str) -> dict[int, Any]:
+    """Wait for one ``kind`` message from every worker and return their payloads by worker; raise on a worker
+    error, death or the deadline."""
+    payloads: dict[int, Any] = {}
+    while len(payloads) < len(processes):
+        what, index, payload = _receive(messages, processes, deadline, doing)
         if what == kind:
-            waiting.discard(index)
+            payloads[index] = payload
+    return payloads
 
 
-def _receive(messages: Any, processes: list[Any], deadline: float, doing: str) -> tuple[str, int]:
+def _receive(messages: Any, processes: list[Any], deadline: float, doing: str) -> tuple[str, int, Any]:
     while True:
         try:
             what, index, payload = messages.get(timeout=0.2)
@@ -215,7 +220,7 @@ def _receive(messages: Any, processes: list[Any], deadline: float, doing: str) -
             continue
         if what == "error":
             raise ServiceError(f"load generator worker {index} failed: {payload}")
-        return what, index
+        return what, index, payload
 
 
 def _collect(
@@ -279,6 +284,7 @@ def _result(
     backend: BackendName,
     workers: int,
     partitions: int,
+    nice: int,
     start: int,
     stats: WorkerStats,
     flush_ts: int,
@@ -320,6 +326,7 @@ def _result(
         workers=workers,
         partitions=partitions,
         linger_ms=scenario.load.producer.linger,
+        nice=nice,
         events_planned=schedule.total_events,
         events_sent=stats.sent,
         late_events=stats.late,

@@ -85,6 +85,7 @@ BAD_CASES = [
     ({"seed": -1}, "s.yaml: seed: must be >= 0 (got -1)"),
     ({"load.shape": {"type": "steps", "steps": [{"at": "30s", "rate": "1k"}, {"at": "10s", "rate": "2k"}]}},
      "s.yaml: load.shape: step offsets (at) must be strictly increasing"),
+    ({"load.producer": {"nice": -30}}, "s.yaml: load.producer.nice: must be >= -20 (got -30)"),
     ({"kafka.bootstrap": "h:9092", "kafka.mode": "embedded"},
      "s.yaml: kafka: bootstrap is only for mode external; remove it to use the embedded broker"),
 ]
