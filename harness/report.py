@@ -212,6 +212,7 @@ def _results_tables(run: RunData) -> list[str]:
     lines += ["### Throughput (events/s, measured period)", ""]
     lines += _md_table(["engine", "reps ok", "target", "achieved", "processed", "sustained", "valid"], rows)
     lines += [""]
+    lines += _generator_table(run)
 
     rows = []
     for name, engine_reps in run.engines.items():
@@ -293,6 +294,39 @@ def _results_tables(run: RunData) -> list[str]:
         lines += _md_table(["engine", "engine processes", *others], rows)
         lines += [""]
     return lines
+
+
+def _generator_table(run: RunData) -> list[str]:
+    """How the load was sent for each engine: client, processes, priority and publish delay (actual − intended
+    send time, measured period). Large delays are what the validity verdict above rests on."""
+    rows = []
+    for name, engine_reps in run.engines.items():
+        with_gen = [r for r in ok_reps(engine_reps) if r.summary.generator is not None]
+        gens = [r.summary.generator for r in with_gen]
+        if not gens:
+            continue
+        setup = [_generator_setup(r) for r in with_gen]
+        how = sorted({f"{b} × {w}" for b, w, _ in setup if b is not None and w is not None})
+        nice = sorted({n for _, _, n in setup if n is not None})
+        rows.append(
+            [name, ", ".join(how) or "–", ", ".join(str(n) for n in nice) or "–"]
+            + [fmt_estimate(estimate([g.publish_delay_ms.get(q) for g in gens]), "ms") for q in ("p50", "p99", "max")]
+        )
+    if not rows:
+        return []
+    lines = ["### Load generator (publish delay = actual − intended send time, measured period)", ""]
+    lines += _md_table(["engine", "client × processes", "nice", "delay p50", "delay p99", "delay max"], rows)
+    return lines + [""]
+
+
+def _generator_setup(rep: LoadedRepetition) -> tuple[str | None, int | None, int | None]:
+    """(client, processes, nice) of a repetition's generator; summaries written before these fields existed
+    have them only in generator.json."""
+    g = rep.summary.generator
+    if g is not None and g.backend is not None:
+        return g.backend, g.workers, g.nice
+    full = rep.generator
+    return full.get("backend"), full.get("workers"), full.get("nice")
 
 
 def _source(ok: list[LoadedRepetition]) -> str:

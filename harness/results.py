@@ -163,6 +163,12 @@ class GeneratorSummary:
     late_events: int | None
     publish_delay_ms: dict[str, float]
     """p50, p90, p99, p99.9, max of actual − intended send time in the measured period, ms."""
+    backend: str | None = None
+    """Producer client (confluent or kafka-python)."""
+    workers: int | None = None
+    """Worker processes that shared the schedule."""
+    nice: int | None = None
+    """Unix priority the workers ran at (``load.producer.nice`` when the OS allowed it)."""
 
 
 SustainedSummary = collector.SustainedCheck
@@ -454,6 +460,9 @@ def _generator_summary(gen: dict[str, Any] | None) -> GeneratorSummary | None:
         events_sent=_int_or_none(gen.get("events_sent")),
         late_events=_int_or_none(gen.get("late_events")),
         publish_delay_ms={str(k): float(v) for k, v in (gen.get("publish_delay_ms") or {}).items()},
+        backend=gen.get("backend"),
+        workers=_int_or_none(gen.get("workers")),
+        nice=_int_or_none(gen.get("nice")),
     )
 
 
@@ -653,6 +662,12 @@ class LoadedRepetition:
     @property
     def engine_metrics(self) -> dict[str, Any]:
         return json.loads((self.path / "engine-metrics.json").read_text())
+
+    @property
+    def generator(self) -> dict[str, Any]:
+        """The generator's full result (``generator.json``); empty when the repetition has none."""
+        path = self.path / "generator.json"
+        return json.loads(path.read_text()) if path.exists() else {}
 
 
 @dataclass(eq=False)

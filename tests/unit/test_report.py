@@ -133,3 +133,22 @@ def _golden_links() -> dict[str, str]:
 
 if __name__ == "__main__":
     build_golden()
+
+
+def test_generator_table_falls_back_to_generator_json_for_older_summaries(tmp_path: Path) -> None:
+    import json
+
+    run_dir = tmp_path / RUN_NAME
+    shutil.copytree(GOLDEN / RUN_NAME, run_dir)
+    for summary_path in run_dir.glob("*/rep-*/summary.json"):
+        summary = json.loads(summary_path.read_text())
+        for key in ("backend", "workers", "nice"):
+            summary["generator"].pop(key)
+        summary_path.write_text(json.dumps(summary))
+    text = render_report(load_run(run_dir))
+    assert "| spark | confluent × 1 | -10 | 0.20 ms ± 0.00 ms | 1.50 ms ± 0.00 ms | 5.00 ms ± 0.00 ms |" in text
+
+    for generator_path in run_dir.glob("spark/rep-*/generator.json"):
+        generator_path.unlink()
+    text = render_report(load_run(run_dir))
+    assert "| spark | – | – | 0.20 ms ± 0.00 ms |" in text
