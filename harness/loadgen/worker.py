@@ -135,9 +135,9 @@ def worker_main(
 ) -> None:
     """Entry point of a worker process (spawned by :func:`harness.loadgen.generator.run_generator`).
 
-    Messages to the parent on ``queue``: ``("ready", index, nice)`` once connected (the priority it runs at); ``("progress", index,
-    sent)`` about twice a second; ``("done", index, WorkerStats)`` after its records are acknowledged; or
-    ``("error", index, text)``. It starts sending when ``go`` is set, at ``start_value`` (epoch ms; < 0 = abort).
+    Messages to the parent on ``queue``: ``("ready", index, nice)`` once connected (with the priority it runs
+    at); ``("progress", index, sent)`` about twice a second; ``("done", index, WorkerStats)`` after its records
+    are acknowledged; or ``("error", index, text)``. It starts sending when ``go`` is set, at ``start_value`` (epoch ms; < 0 = abort).
     """
     _die_with_parent()
     try:
