@@ -19,16 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from harness.engines.base import FAIRNESS_KEYS
 from harness.results import LoadedRepetition, RepetitionSummary, RunData, load_run
 from harness.stats import Estimate, estimate
+from harness.workload import is_measured
 
 CV_WARNING = 0.10
 """Spread across repetitions (coefficient of variation) above which a figure is called unstable."""
-SHORT_RUN_WINDOWS = 10
-"""Fewer measured windows than this and the latency trend (sustained or not) is weakly supported."""
+SHORT_RUN_WINDOWS = 5
+"""Fewer measured windows than this and percentiles and the latency criterion of the keep-up verdict rest on
+few windows (``bench validate`` refuses fewer than 3)."""
 
 
 @dataclass(frozen=True)
@@ -331,16 +334,17 @@ def _generator_setup(rep: LoadedRepetition) -> tuple[str | None, int | None, int
 
 def _source(ok: list[LoadedRepetition]) -> str:
     sources = {r.summary.throughput.processed_rate_source for r in ok}
-    return " (output)" if sources == {"output"} else ""
+    return " (output)" if sources == {"output"} else " (engine, v1)" if sources == {"engine"} else ""
 
 
 def _sustained(ok: list[LoadedRepetition]) -> str:
     verdicts = [r.summary.sustained.sustained for r in ok]
     if not verdicts or all(v is None for v in verdicts):
         return "unknown"
-    bad = sum(v is False for v in verdicts)
+    bad = [r for r in ok if r.summary.sustained.sustained is False]
     if bad:
-        return f"**no** ({bad} of {len(verdicts)} reps)"
+        criteria = sorted({f.split(":", 1)[0] for r in bad for f in r.summary.sustained.failed})
+        return f"**no** ({len(bad)} of {len(verdicts)} reps; failed: {', '.join(criteria)})"
     return "yes"
 
 
@@ -349,18 +353,37 @@ def _sum_or_range(values: list[int | float]) -> str:
     return f"{low:,}" if low == high else f"{low:,}–{high:,}"
 
 
+FAIRNESS_AFFECTS = {
+    "output_mode": "result latency, duplicates",
+    "trigger": "result latency, CPU",
+    "watermark": "result and event-time latency, late events dropped",
+    "late_events": "late events dropped",
+    "checkpointing": "CPU, and result latency of transactional output",
+    "delivery": "result latency (transactional output is visible at commit), duplicates",
+    "parallelism": "processed rate, latency, CPU, memory",
+    "partitions": "processed rate, latency",
+    "deployment": "every figure",
+}
+"""What a real difference in each fairness setting makes not like for like."""
+
+
 def _fairness_section(run: RunData) -> list[str]:
     if not run.engines:
         return []
     names = list(run.engines)
     settings = {name: run.engines[name][0].summary.fairness for name in names}
-    rows = [[key] + [settings[n].get(key, "not reported") for n in names] for key in FAIRNESS_KEYS]
-    extra = sorted({k for s in settings.values() for k in s} - set(FAIRNESS_KEYS))
-    rows += [[key] + [settings[n].get(key, "–") for n in names] for key in extra]
+    keys = list(FAIRNESS_KEYS) + sorted({k for s in settings.values() for k in s} - set(FAIRNESS_KEYS))
+    rows = []
+    for key in keys:
+        cells = [settings[n][key].detail or settings[n][key].value if key in settings[n] else "not reported"
+                 for n in names]
+        differs = len({settings[n][key].value if key in settings[n] else None for n in names}) > 1
+        rows.append([f"**{key}** (differs)" if differs and len(names) > 1 else key, *cells])
     lines = ["## Fairness: settings that change what or when results are emitted", ""]
+    lines += ["Each engine reports every setting as a normalised value (compared) and a detail (shown below).", ""]
     lines += _md_table(["setting"] + names, rows)
     lines += [""]
-    notes = fairness_differences(settings)
+    notes = fairness_differences({n: {k: v.value for k, v in s.items()} for n, s in settings.items()})
     if len(names) > 1:
         lines += notes if notes else ["All engines ran with the same settings."]
         lines += [""]
@@ -368,14 +391,16 @@ def _fairness_section(run: RunData) -> list[str]:
 
 
 def fairness_differences(settings: dict[str, dict[str, str]]) -> list[str]:
-    """One sentence per setting that differs between engines (a missing value counts as a difference)."""
+    """One sentence per setting whose normalised values differ between engines (a missing value counts as a
+    difference), naming the figures the difference affects."""
     out = []
     keys = list(FAIRNESS_KEYS) + sorted({k for s in settings.values() for k in s} - set(FAIRNESS_KEYS))
     for key in keys:
         values = {name: s.get(key, "not reported") for name, s in settings.items()}
         if len(set(values.values())) > 1:
             listing = ", ".join(f"{name} = {value}" for name, value in values.items())
-            out.append(f"- **{key}** differs: {listing}. Figures influenced by it are not like for like.")
+            affected = FAIRNESS_AFFECTS.get(key, "the figures this setting influences")
+            out.append(f"- **{key}** differs: {listing}. Not like for like: {affected}.")
     return out
 
 
@@ -405,8 +430,11 @@ def report_warnings(run: RunData) -> list[str]:
                 )
         if ok:
             s = ok[0].summary
-            slide = max(s.window_slide_ms, 1)  # window ends are multiples of the slide; measured: see collector
-            measured = max(0, (s.timeline.load_end_ms - s.watermark_delay_ms) // slide - s.timeline.warmup_end_ms // slide)
+            slide = max(s.window_slide_ms, 1)  # window ends are multiples of the slide
+            ends = np.arange(-(-s.timeline.warmup_end_ms // slide) * slide, s.timeline.load_end_ms + slide, slide)
+            measured = int(is_measured(ends, warmup_end_ms=s.timeline.warmup_end_ms,
+                                       load_end_ms=s.timeline.load_end_ms,
+                                       watermark_delay_ms=s.watermark_delay_ms).sum())
             if measured < SHORT_RUN_WINDOWS:
                 out.append(
                     f"{name}: only {measured} windows measured (< {SHORT_RUN_WINDOWS}): percentiles and the "

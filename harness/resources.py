@@ -48,6 +48,9 @@ class ResourceStats:
     rss_max_bytes: int | None
     """Highest resident memory, bytes."""
     samples: int
+    rss_p99_bytes: int | None = None
+    """99th percentile of the one-second RSS samples, bytes: beside the max, it shows whether the max was a
+    single spike."""
 
 
 class ResourceSampler:
@@ -158,5 +161,6 @@ def summarize(frame: pd.DataFrame, start_ms: int | None = None, end_ms: int | No
             cpu_max_percent=float(cpu.max()) if len(cpu) else None,
             rss_max_bytes=int(rss.max()) if len(rss) else None,
             samples=int(len(window)),
+            rss_p99_bytes=int(rss.quantile(0.99, interpolation="lower")) if len(rss) else None,
         )
     return out

@@ -12,10 +12,14 @@ Ctrl-C stops everything cleanly, keeps what was measured and marks the run inter
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import shutil
 import signal
 import time
+import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +28,15 @@ import pandas as pd
 import psutil
 
 from harness import jvm, results
-from harness.collector import LiveCollector, max_ts_for_run
+from harness.analysis import RepetitionInputs, analyse
+from harness.collector import LiveCollector
 from harness.engines.base import Engine, EngineContext
 from harness.engines.registry import resolve_engine
 from harness.errors import HarnessError, ScenarioError
 from harness.kafka import create_topics, kafka_service
 from harness.kafka.service import KafkaEndpoint
 from harness.loadgen import GeneratorResult, Progress, run_generator
-from harness.oracle import Expected, diff_output, expected_for_run
+from harness.oracle import Expected, expected_for_run
 from harness.progress import ProgressDisplay
 from harness.report import write_report
 from harness.resources import ResourceSampler, this_process
@@ -107,12 +112,14 @@ def run_scenario(
     failures: list[str] = []
     status = "complete"
     try:
+        # the oracle, once per run and before any engine starts: its CPU never falls in a measured period
+        expected = expected_for_run(scenario, 0)
         with display, kafka_service(scenario.kafka, run_dir / "kafka") as kafka:
             display.message(f"kafka: {kafka.mode} at {kafka.bootstrap}")
             for repetition in range(1, scenario.repetitions + 1):
                 for entry in scenario.engines:
                     one = _EngineRun(scenario, entry, engine_classes[entry.name], settings[entry.name],
-                                     repetition, run_dir, kafka, display)
+                                     repetition, run_dir, kafka, display, expected)
                     outcome = one.run()
                     if outcome != "ok":
                         failures.append(f"{entry.name} rep {repetition}: {one.error or outcome}")
@@ -125,6 +132,11 @@ def run_scenario(
         status = "failed"
         failures.append(str(exc))
         display.message(f"run failed: {exc}")
+    except Exception as exc:  # a bug of the harness: the run is still closed properly, with the traceback
+        status = "failed"
+        failures.append(f"harness error: {type(exc).__name__}: {exc}")
+        (run_dir / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        display.message(f"run failed inside the harness: {exc!r} (traceback in {run_dir / 'traceback.txt'})")
     if status == "complete" and failures:
         status = "complete" if len(failures) < len(scenario.engines) * scenario.repetitions else "failed"
     results.write_run_status(run_dir, status, "\n".join(failures))  # type: ignore[arg-type]
@@ -159,16 +171,37 @@ def _generator_processes() -> list[psutil.Process]:
     return found
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Cleanup must not be cut short: a second Ctrl-C, or the SIGTERM a CI runner sends after SIGINT, waits
+    until the block is done (and is then acted on as an interruption)."""
+    received: list[int] = []
+
+    def remember(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, remember) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        raise KeyboardInterrupt
+
+
 class _EngineRun:
-    """One engine × one repetition, in fixed phases; never raises for an engine failure (it is recorded)."""
+    """One engine × one repetition, in fixed phases; never raises for an engine failure or a harness error inside
+    the repetition (it is recorded, with the traceback, and the next engine still runs)."""
 
     CHECK_EVERY_S = 1.0
     METRICS_EVERY_S = 2.0
-    SETTLE_S = 2.0
-    """After the last expected pair arrived, keep reading this long to catch duplicates and extras."""
+    SETTLE_MIN_S = 2.0
+    """The drain ends when every expected pair has an answer and no result arrived for max(this, slide)."""
 
     def __init__(self, scenario: Scenario, entry: EngineEntry, engine_class: type[Engine], settings: Any,
-                 repetition: int, run_dir: Path, kafka: KafkaEndpoint, display: ProgressDisplay) -> None:
+                 repetition: int, run_dir: Path, kafka: KafkaEndpoint, display: ProgressDisplay,
+                 expected_at_zero: Expected) -> None:
         self.scenario = scenario
         self.entry = entry
         self.engine_class = engine_class
@@ -177,6 +210,7 @@ class _EngineRun:
         self.run_dir = run_dir
         self.kafka = kafka
         self.display = display
+        self.expected_at_zero = expected_at_zero
         self.label = entry.name
         self.rep_dir = results.repetition_dir(run_dir, self.label, repetition)
         self.work_dir = self.rep_dir / "work"
@@ -185,16 +219,11 @@ class _EngineRun:
         self.output_topic = f"{prefix}-out"
         self.error: str | None = None
         self.log_tail: list[str] = []
+        self.traceback: str | None = None
 
-    def run(self) -> str:
-        """``ok``, ``failed`` or ``interrupted``; the result is written in every case."""
+    def _spec(self) -> JobSpec:
         scenario = self.scenario
-        display = self.display
-        display.update(engine=self.label, repetition=f"rep {self.repetition}/{scenario.repetitions}",
-                       phase="creating topics", elapsed_s=0, total_s=scenario.duration / 1000, sent=0, results=0,
-                       p50_ms=None, p99_ms=None, target_rate=0, achieved_rate=0)
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        spec = JobSpec(
+        return JobSpec(
             bootstrap=self.kafka.bootstrap,
             input_topic=self.input_topic,
             output_topic=self.output_topic,
@@ -206,56 +235,84 @@ class _EngineRun:
             state_dir=str(self.work_dir / "state"),
             settings=self.settings.model_dump(mode="json"),
         )
-        engine = self.engine_class(self.settings, EngineContext(spec=spec, run_dir=self.work_dir))
-        collector: LiveCollector | None = None
+
+    def run(self) -> str:
+        """``ok``, ``failed`` or ``interrupted``; the result is written in every case."""
+        scenario = self.scenario
+        display = self.display
+        display.update(engine=self.label, repetition=f"rep {self.repetition}/{scenario.repetitions}",
+                       phase="creating topics", elapsed_s=0, total_s=scenario.duration / 1000, sent=0, results=0,
+                       p50_ms=None, p99_ms=None, target_rate=0, achieved_rate=0)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        engine = self.engine_class(self.settings, EngineContext(spec=self._spec(), run_dir=self.work_dir))
         sampler = ResourceSampler({
             "broker": self.kafka.processes,
             self.label: engine.processes,
             "generator": _generator_processes,
             "harness": this_process,
         })
-        generator: GeneratorResult | None = None
-        expected: Expected | None = None
-        metrics: dict[str, Any] = {}
+        state: dict[str, Any] = {"collector": None, "generator": None, "metrics": {}}
         status = "ok"
         try:
-            create_topics(self.kafka.bootstrap, {self.input_topic: scenario.kafka.partitions},
-                          replication_factor=scenario.kafka.replication_factor)
-            create_topics(self.kafka.bootstrap, {self.output_topic: scenario.kafka.partitions},
-                          log_append_time=True, replication_factor=scenario.kafka.replication_factor)
-            sampler.start()
-            display.update(phase="starting engine")
-            started = time.monotonic()
-            engine.start()
-            engine.wait_ready(scenario.engine_start_timeout / 1000)
-            ready_s = time.monotonic() - started
-            display.message(f"[{self.label} rep {self.repetition}] ready after {ready_s:.1f} s")
-            collector = LiveCollector(self.kafka.bootstrap, self.output_topic, read_committed=engine.read_committed)
-            collector.start()
-            generator = self._load(engine, collector)
-            expected = expected_for_run(scenario, generator.start_epoch_ms)
-            self._drain(engine, collector, expected)
-            metrics = {"ready_s": ready_s, **_safe_metrics(engine)}
+            self._phases(engine, sampler, state)
         except KeyboardInterrupt:
             status = "interrupted"
-            self.error = "interrupted by the user (Ctrl-C)"
-            metrics = _safe_metrics(engine)
+            self.error = "interrupted by the user (Ctrl-C or SIGTERM)"
         except HarnessError as exc:
             status = "failed"
             self.error = str(exc)
-            metrics = _safe_metrics(engine)
             display.message(f"[{self.label} rep {self.repetition}] FAILED: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a harness bug in one repetition must not end the run
+            status = "failed"
+            self.error = f"harness error: {type(exc).__name__}: {exc}"
+            self.traceback = traceback.format_exc()
+            display.message(f"[{self.label} rep {self.repetition}] FAILED inside the harness: {exc!r}")
+        with _signals_deferred():
+            status = self._finish(engine, sampler, state, status)
+        return status
+
+    def _phases(self, engine: Engine, sampler: ResourceSampler, state: dict[str, Any]) -> None:
+        scenario, display = self.scenario, self.display
+        create_topics(self.kafka.bootstrap, {self.input_topic: scenario.kafka.partitions},
+                      replication_factor=scenario.kafka.replication_factor)
+        create_topics(self.kafka.bootstrap, {self.output_topic: scenario.kafka.partitions},
+                      log_append_time=True, replication_factor=scenario.kafka.replication_factor)
+        sampler.start()
+        display.update(phase="starting engine")
+        started = time.monotonic()
+        engine.start()
+        engine.wait_ready(scenario.engine_start_timeout / 1000)
+        ready_s = time.monotonic() - started
+        display.message(f"[{self.label} rep {self.repetition}] ready after {ready_s:.1f} s")
+        collector = LiveCollector(self.kafka.bootstrap, self.output_topic, read_committed=engine.read_committed)
+        state["collector"] = collector
+        collector.start()
+        state["generator"] = generator = self._load(engine, collector)
+        self._drain(engine, collector, self.expected_at_zero.shifted(generator.start_epoch_ms))
+        state["metrics"] = {"ready_s": ready_s}
+
+    def _finish(self, engine: Engine, sampler: ResourceSampler, state: dict[str, Any], status: str) -> str:
+        """Stop reading, write the result, then stop the engine (its stop grace cannot cost the result).
+        Returns the repetition's status (``failed`` if the result could not be written)."""
+        collector: LiveCollector | None = state["collector"]
+        if collector is not None:
+            collector.stop()
+        sampler.stop()
+        metrics = {**state["metrics"], **_safe_metrics(engine)}
+        if status != "ok":
+            self.log_tail = _log_tail(engine)
+        try:
+            self._write(engine, collector, sampler, state["generator"], metrics, status)
+        except Exception as exc:  # noqa: BLE001 - e.g. a full disk: say so, keep the traceback, go on
+            status = "failed"
+            self.error = f"result not written: {type(exc).__name__}: {exc}"
+            self.display.message(f"[{self.label} rep {self.repetition}] {self.error}")
+            with contextlib.suppress(OSError):
+                (self.rep_dir / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
         finally:
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
-            try:
-                display.update(phase="stopping engine")
-                engine.stop()
-                if collector is not None:
-                    collector.stop()
-                sampler.stop()
-                self._write(engine, collector, sampler, generator, expected, metrics, status)
-            finally:
-                signal.signal(signal.SIGINT, previous)
+            self.display.update(phase="stopping engine")
+            engine.stop()
+            shutil.rmtree(self.work_dir / "state", ignore_errors=True)  # checkpoints: job state, not a result
         return status
 
     # ----------------------------------------------------------------------------------------------- phases
@@ -298,62 +355,61 @@ class _EngineRun:
         return generator
 
     def _drain(self, engine: Engine, collector: LiveCollector, expected: Expected) -> None:
-        """Wait for every expected (window, user) to arrive with its final count, up to ``drain_timeout``."""
+        """Read until the answer is settled — every expected (window, user) has an answer and no result arrived
+        for max(2 s, slide) — or the collector failed, or ``drain_timeout`` passed."""
         deadline = time.monotonic() + self.scenario.drain_timeout / 1000
+        settle_s = max(self.SETTLE_MIN_S, self.scenario.window.slide_ms / 1000)
         self.display.update(phase="draining")
         while True:
             engine.check()
-            done, wanted = collector.received_final(expected)
+            drain = collector.settle_state(expected.pairs)
             snap = collector.snapshot()
-            self.display.update(phase=f"draining {done:,}/{wanted:,} pairs final", results=snap.records,
-                                p50_ms=snap.recent_p50_ms, p99_ms=snap.recent_p99_ms)
-            if done >= wanted:
-                time.sleep(self.SETTLE_S)
+            self.display.update(phase=f"draining {drain.answered:,}/{drain.expected:,} pairs answered",
+                                results=snap.records, p50_ms=snap.recent_p50_ms, p99_ms=snap.recent_p99_ms)
+            if snap.failed:
+                self.display.message(f"[{self.label} rep {self.repetition}] collector failed: {snap.failed}")
+                return
+            if drain.answered >= drain.expected and drain.idle_s >= settle_s:
                 return
             if time.monotonic() > deadline:
                 self.display.message(
                     f"[{self.label} rep {self.repetition}] drain deadline "
-                    f"({format_duration_ms(self.scenario.drain_timeout)}) passed with {wanted - done:,} of "
-                    f"{wanted:,} pairs not final; they are reported as missing or wrong"
+                    f"({format_duration_ms(self.scenario.drain_timeout)}) passed with "
+                    f"{drain.expected - drain.answered:,} of {drain.expected:,} pairs unanswered; they are "
+                    "reported as missing"
                 )
                 return
-            time.sleep(0.5)
+            time.sleep(0.25)
 
     def _write(self, engine: Engine, collector: LiveCollector | None, sampler: ResourceSampler,
-               generator: GeneratorResult | None, expected: Expected | None, metrics: dict[str, Any],
-               status: str) -> None:
+               generator: GeneratorResult | None, metrics: dict[str, Any], status: str) -> None:
         scenario = self.scenario
-        records = collector.frame() if collector is not None else None
-        if status != "ok":
-            self.log_tail = _log_tail(engine)
-        if generator is not None and expected is None:
-            expected = expected_for_run(scenario, generator.start_epoch_ms)
-        diff = diff_output(expected, records) if expected is not None and records is not None else None
         start_ms = generator.start_epoch_ms if generator is not None else int(time.time() * 1000)
-        max_ts = max_ts_for_run(scenario, start_ms) if generator is not None else None
-        result = results.build_repetition_result(
-            self.label, self.repetition, scenario, results.timeline_for(scenario, start_ms), records, expected,
-            diff=diff, max_ts=max_ts, generator=generator, engine_metrics=metrics,
-            engine_series=_processed_series(metrics, start_ms),
-            resources=sampler.frame(), fairness=_safe_fairness(engine),
-            collector_snapshot=collector.snapshot() if collector is not None else None,
-            status=status, error=self.error, log_tail=self.log_tail,  # type: ignore[arg-type]
+        inputs = RepetitionInputs(
+            engine=self.label,
+            repetition=self.repetition,
+            scenario=scenario,
+            timeline=results.Timeline.of(start_ms, warmup_ms=scenario.warmup, duration_ms=scenario.duration),
+            records=collector.frame() if collector is not None else pd.DataFrame(),
+            expected=self.expected_at_zero.shifted(start_ms) if generator is not None else None,
+            read_committed=_safe_read_committed(engine),
+            generator=generator,
+            engine_metrics=metrics,
+            resources=sampler.frame(),
+            fairness=_safe_fairness(engine),
+            collector=dataclasses.asdict(collector.snapshot()) if collector is not None else None,
+            status=status,  # type: ignore[arg-type]
+            error=self.error,
+            log_tail=self.log_tail,
         )
+        result = analyse(inputs)
+        if self.traceback:
+            self.rep_dir.mkdir(parents=True, exist_ok=True)
+            results.store.write_new(self.rep_dir / "traceback.txt", self.traceback)
         path = results.write_repetition(self.run_dir, result)
-        shutil.rmtree(self.work_dir / "state", ignore_errors=True)  # checkpoints: job state, not a result
-        verdict = "correct" if diff is not None and diff.correct else "NOT correct" if diff is not None else status
+        c = result.summary.correctness
+        verdict = "correct" if c is not None and c.correct else "NOT correct" if c is not None else status
         self.display.message(f"[{self.label} rep {self.repetition}] {status}: {verdict}; written to {path}")
-
-
-def _processed_series(metrics: dict[str, Any], start_ms: int) -> pd.DataFrame | None:
-    """The engine's ``processed_series`` (see :meth:`Engine.metrics`) as rows/s per second since load start."""
-    samples = metrics.get("processed_series") or []
-    if not samples:
-        return None
-    frame = pd.DataFrame(samples)
-    frame["second"] = ((frame["t_ms"] - start_ms) // 1000).astype("int64")
-    frame = frame[frame["second"] >= 0]
-    return frame.groupby("second", as_index=False)["processed"].mean()
 
 
 def _target_rate(p: Progress) -> float:
@@ -367,7 +423,14 @@ def _safe_metrics(engine: Engine) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-def _safe_fairness(engine: Engine) -> dict[str, str]:
+def _safe_read_committed(engine: Engine) -> bool:
+    try:
+        return bool(engine.read_committed)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _safe_fairness(engine: Engine) -> dict[str, object]:
     try:
         return engine.fairness()
     except Exception as exc:  # noqa: BLE001

@@ -57,6 +57,9 @@ INPUT_FIELDS = ("user", "action", "ts", "seq")
 OUTPUT_FIELDS = ("user", "window_start", "window_end", "count")
 """Fields of an output record: what every engine writes, and in this order."""
 
+PAIR_KEY = ("user", "window_start", "window_end")
+"""What identifies a result: one (window, user) pair. The oracle, the judge and every result table key on it."""
+
 
 def user_id(index: int | np.ndarray, users: int) -> Any:
     """User ids ``u00000`` .. ``u{users-1}``, zero-padded to at least 5 digits so they sort as numbers."""
@@ -139,3 +142,14 @@ class JobSpec:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobSpec:
         return cls(**data)
+
+
+def is_measured(
+    window_end: np.ndarray, *, warmup_end_ms: int, load_end_ms: int, watermark_delay_ms: int
+) -> np.ndarray:
+    """Which windows' latencies count (bool per window end): ending after the warm-up, and closed by the load's
+    own events. The largest event time the load carries is below ``load_end``, so the watermark stays below
+    ``load_end − D``: a window with ``end + D >= load_end`` can only be closed by the end-of-run records, whose
+    event time jumps ahead, and its latency says nothing about the engine (its correctness is still judged)."""
+    ends = np.asarray(window_end, dtype=np.int64)
+    return (ends > warmup_end_ms) & (ends + watermark_delay_ms < load_end_ms)

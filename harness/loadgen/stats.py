@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-HIST_MAX_US = 3_600_000_000
-HIST_DIGITS = 3
-PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+from harness import histograms
+
+HIST_MAX_US = histograms.DELAY_HIGHEST_US
 
 
 def new_histogram() -> HdrHistogram:
-    return HdrHistogram(1, HIST_MAX_US, HIST_DIGITS)
+    return histograms.new_histogram(HIST_MAX_US)
 
 
 @dataclass
@@ -91,18 +91,14 @@ class WorkerStats:
 
 
 def delay_percentiles_ms(histogram: HdrHistogram) -> dict[str, float]:
-    """``{"p50": .., "p90": .., "p99": .., "p99.9": .., "max": ..}`` in milliseconds (0 when empty)."""
-    if histogram.get_total_count() == 0:
-        return {**{f"p{p:g}": 0.0 for p in PERCENTILES}, "max": 0.0}
-    out = {f"p{p:g}": histogram.get_value_at_percentile(p) / 1000.0 for p in PERCENTILES}
-    out["max"] = histogram.get_max_value() / 1000.0
-    return out
+    """``p50, p90, p99, p99_9, max`` (the keys of :mod:`harness.histograms`) in milliseconds; 0 when empty."""
+    values = histograms.percentiles(histogram, scale=1000.0)
+    return {key: float(values[key] or 0.0) for key in (*histograms.PERCENTILES, "max")}
 
 
 def encode_histogram(histogram: HdrHistogram) -> str:
     """The histogram in HdrHistogram's standard base64 form (for the result file)."""
-    encoded = histogram.encode()
-    return encoded.decode() if isinstance(encoded, bytes) else str(encoded)
+    return histograms.encode(histogram)
 
 
 @dataclass(frozen=True)
@@ -175,14 +171,6 @@ def _max_bins(bins: np.ndarray, index: np.ndarray, values: np.ndarray) -> np.nda
 
 
 def _record_all(histogram: HdrHistogram, delay_ms: np.ndarray) -> None:
-    """Record many delays at once. Values are first truncated to the histogram's own bucket (at 3 significant
-    digits HdrHistogram keeps 2048 sub-buckets: exact below 2048 µs, then steps of 2^(⌊log2 v⌋−10)), so the
-    result is identical to recording one by one, with one ``record_value(v, count)`` per distinct bucket
-    (per-value recording in Python would cost about as much as sending the record). Delays below 1 µs are
-    recorded as 1 µs."""
-    us = np.clip(np.rint(delay_ms * 1000.0), 1, HIST_MAX_US).astype(np.int64)
-    shift = np.maximum(np.floor(np.log2(us)).astype(np.int64) - 10, 0)
-    us = (us >> shift) << shift
-    values, counts = np.unique(us, return_counts=True)
-    for value, count in zip(values.tolist(), counts.tolist()):
-        histogram.record_value(value, count)
+    """Record many delays at once (see :func:`harness.histograms.record_into`); delays below 1 µs are recorded as
+    1 µs, above the range as its top."""
+    histograms.record_into(histogram, np.clip(np.rint(delay_ms * 1000.0), 1, HIST_MAX_US).astype(np.int64))

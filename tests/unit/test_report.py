@@ -1,12 +1,9 @@
-"""The report: golden markdown from a stored run directory (tests/data/report-golden), plots, warnings.
-
-Regenerate the stored run and the golden report after an intended change (then review the diff):
-``.venv/bin/python -m tests.unit.test_report``
-"""
+"""The report: from runs built in the test, and from frozen result directories of older formats that are never
+regenerated (tests/data/report-golden: a synthetic format-1 run with a failed repetition; tests/data/format-v1-smoke:
+a real smoke run of session 2, format 1), read through the loader's upgrade."""
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -18,12 +15,22 @@ GOLDEN = Path(__file__).resolve().parent.parent / "data" / "report-golden"
 RUN_NAME = "20261125T120000Z-unit"
 
 
-def test_report_matches_the_golden_file(tmp_path: Path) -> None:
-    run_dir = tmp_path / RUN_NAME
-    shutil.copytree(GOLDEN / RUN_NAME, run_dir)
+FROZEN_SMOKE = Path(__file__).resolve().parent.parent / "data" / "format-v1-smoke" / "20261125T170602Z-smoke"
+
+
+def test_frozen_format_1_runs_load_and_report_their_own_figures(tmp_path: Path) -> None:
+    run_dir = tmp_path / FROZEN_SMOKE.name
+    shutil.copytree(FROZEN_SMOKE, run_dir)
+    run = load_run(run_dir)
+    spark = run.engines["spark"][0].summary
+    assert spark.format_version == 2 and spark.fairness["delivery"].detail == "at-least-once (Kafka sink)"
+    assert "p99_9" in spark.generator.publish_delay_ms and "p99.9" not in spark.generator.publish_delay_ms
     written = write_report(run_dir)
-    assert written == run_dir / "report.md"
-    assert written.read_text(encoding="utf-8") == (GOLDEN / "report.md").read_text(encoding="utf-8")
+    text = written.read_text(encoding="utf-8")
+    # the figures of the stored summaries, as REPORT.md showed them before the redesign
+    assert "| spark | 3,348 ms ± 120 ms | 3,696 ms ± 489 ms |" in text
+    assert "| flink | 2,240 ms ± 184 ms |" in text
+    assert "| spark | yes | 894 | 894 | 0 | 0 | 0 | 0 | 0 of 0 |" in text
     for name in ("latency-cdf.png", "latency-over-time.png", "throughput-over-time.png", "resources-over-time.png"):
         assert (run_dir / name).stat().st_size > 1000
 
@@ -67,20 +74,48 @@ def test_several_runs_need_a_target(tmp_path: Path) -> None:
     assert "several run directories (or --preface) need --to FILE" in str(result.exception)
 
 
-def test_golden_report_says_what_matters() -> None:
-    text = (GOLDEN / "report.md").read_text(encoding="utf-8")
-    assert "- **output_mode** differs: spark = update, flink = append." in text
-    assert "flink rep 2: engine failed: Flink job not RUNNING within 60 s" in text
+def test_golden_report_says_what_matters(tmp_path: Path) -> None:
+    run_dir = tmp_path / RUN_NAME
+    shutil.copytree(GOLDEN / RUN_NAME, run_dir)
+    text = render_report(load_run(run_dir))
+    assert "- **output_mode** differs: spark = update, flink = append. Not like for like: result latency" in text
+    assert "Flink job not RUNNING within 60 s" in text
+    assert text.count("engine failed: Flink job not RUNNING within 60 s") == 1  # said once, not twice
     assert "flink rep 2: incorrect" not in text  # a failed repetition is not checked
     assert "± " in text  # mean ± CI with repetitions
     assert "| spark | 2/2 |" in text and "| flink | 1/2 |" in text
 
 
+def test_equal_settings_worded_differently_do_not_differ_but_real_differences_do(tmp_path: Path) -> None:
+    from harness.engines.base import FAIRNESS_KEYS
+
+    class Setting:
+        def __init__(self, value: str, detail: str) -> None:
+            self.value, self.detail = value, detail
+
+    common = {key: Setting("x", "x") for key in FAIRNESS_KEYS}
+    spark = {**common, "parallelism": Setting("4", "4 (local cores / shuffle partitions)"),
+             "delivery": Setting("at-least-once", "at-least-once (Kafka sink)"), "trigger": Setting("micro-batch", "")}
+    flink = {**common, "parallelism": Setting("4", "4 slots"), "delivery": Setting("at-least-once", "at-least-once"),
+             "trigger": Setting("per record", "per watermark")}
+    scenario = make_scenario()
+    run_dir = create_run_dir(tmp_path, "unit")
+    write_run_info(run_dir, scenario, FINGERPRINT)
+    write_repetition(run_dir, make_result("spark", scenario=scenario, fairness=spark))  # type: ignore[arg-type]
+    write_repetition(run_dir, make_result("flink", scenario=scenario, fairness=flink))  # type: ignore[arg-type]
+    write_run_status(run_dir, "complete")
+    text = render_report(load_run(run_dir))
+    assert "- **trigger** differs: spark = micro-batch, flink = per record. Not like for like: result latency, CPU." in text
+    assert "**parallelism** differs" not in text and "**delivery** differs" not in text
+    assert "| parallelism | 4 (local cores / shuffle partitions) | 4 slots |" in text
+
+
 def test_fairness_differences_in_words() -> None:
     notes = fairness_differences({"a": {"trigger": "1s", "delivery": "exactly-once"}, "b": {"trigger": "n/a"}})
     assert notes == [
-        "- **trigger** differs: a = 1s, b = n/a. Figures influenced by it are not like for like.",
-        "- **delivery** differs: a = exactly-once, b = not reported. Figures influenced by it are not like for like.",
+        "- **trigger** differs: a = 1s, b = n/a. Not like for like: result latency, CPU.",
+        "- **delivery** differs: a = exactly-once, b = not reported. Not like for like: result latency (transactional "
+        "output is visible at commit), duplicates.",
     ]
 
 
@@ -90,49 +125,7 @@ def test_unfinished_run_is_called_so(tmp_path: Path) -> None:
     write_repetition(run_dir, make_result("spark", growth_ms_per_window=4_000))
     text = render_report(load_run(run_dir))
     assert "**unfinished**" in text
-    assert "spark: not sustained: result latency grew by" in text
-
-
-def build_golden() -> None:
-    """Write the stored run directory and its golden report (run by hand; see the module docstring)."""
-    if GOLDEN.exists():
-        shutil.rmtree(GOLDEN)
-    GOLDEN.mkdir(parents=True)
-    scenario = make_scenario(repetitions=2)
-    run_dir = create_run_dir(GOLDEN, "unit", now=dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=dt.timezone.utc))
-    write_run_info(run_dir, scenario, FINGERPRINT)
-    spark_fair = {"output_mode": "update", "trigger": "processingTime 1s", "watermark": "2s", "parallelism": "2"}
-    flink_fair = {"output_mode": "append", "trigger": "n/a", "watermark": "2s", "parallelism": "2"}
-    write_repetition(run_dir, make_result("spark", 1, scenario=scenario, latency_ms=3100, seed=1, fairness=spark_fair))
-    write_repetition(run_dir, make_result("flink", 1, scenario=scenario, latency_ms=2200, seed=2, fairness=flink_fair, cpu=60))
-    write_repetition(run_dir, make_result("spark", 2, scenario=scenario, latency_ms=3300, seed=3, fairness=spark_fair))
-    write_repetition(
-        run_dir,
-        make_result(
-            "flink", 2, scenario=scenario, seed=4, fairness=flink_fair, status="failed",
-            error="Flink job not RUNNING within 60 s",
-        ),
-    )
-    write_run_status(run_dir, "complete")
-    (run_dir / "run-status.json").write_text(
-        (run_dir / "run-status.json").read_text().replace(
-            dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"), "2026-11-25"
-        )
-    )
-    (GOLDEN / "report.md").write_text(render_report(load_run(run_dir), _golden_links()), encoding="utf-8")
-
-
-def _golden_links() -> dict[str, str]:
-    return {
-        "latency_cdf": "latency-cdf.png",
-        "latency_time": "latency-over-time.png",
-        "throughput_time": "throughput-over-time.png",
-        "resources_time": "resources-over-time.png",
-    }
-
-
-if __name__ == "__main__":
-    build_golden()
+    assert "spark: not sustained at this rate: latency: grows by" in text
 
 
 def test_generator_table_falls_back_to_generator_json_for_older_summaries(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -10,20 +11,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import collector
+from harness import histograms
+from harness.analysis import RepetitionInputs, analyse
 from harness.errors import HarnessError
-from harness.oracle import diff_output, expected_counts
+from harness.loadgen import GeneratorResult
+from harness.loadgen.generator import SecondStats
+from harness.oracle import expected_counts
 from harness.results import (
     FORMAT_VERSION,
     RepetitionResult,
-    build_repetition_result,
+    Timeline,
     create_run_dir,
     load_run,
-    timeline_for,
     write_repetition,
     write_run_info,
     write_run_status,
 )
+from harness.series import SERIES_COLUMNS
 from harness.scenario import Scenario, parse_scenario
 from harness.workload import Windows
 
@@ -80,7 +84,6 @@ def make_result(
     user = rng.integers(0, 20, n)
     late = np.zeros(n, dtype=bool)
     expected = expected_counts(user, ts, late, users=20, windows=windows)
-    max_ts = collector.max_ts_per_pair(user, ts, late, users=20, windows=windows)
     pairs = expected.pairs.iloc[drop_pairs:] if drop_pairs else expected.pairs
     index = (pairs["window_end"].to_numpy() - T0) // 10_000
     append = (
@@ -100,19 +103,7 @@ def make_result(
             "offset": np.arange(len(pairs)),
         }
     )
-    generator = {
-        "target_rate": 200.0,
-        "achieved_rate": 200.0,
-        "events_sent": n,
-        "late_events": 0,
-        "publish_delay_ms": {"p50": 0.2, "p90": 0.5, "p99": 1.5, "p99.9": 3.0, "max": 5.0},
-        "backend": "confluent",
-        "workers": 1,
-        "nice": -10,
-        "valid": True,
-        "reason": None,
-        "seconds": [{"second": s, "target": 200, "achieved": 200, "delay_max_ms": 1.0} for s in range(60)],
-    }
+    generator = make_generator(events=n)
     resources = pd.DataFrame(
         [
             (T0 + s * 1000, component, value, rss, 1)
@@ -121,16 +112,13 @@ def make_result(
         ],
         columns=["t_ms", "component", "cpu_percent", "rss_bytes", "processes"],
     )
-    diff = diff_output(expected, records.rename(columns={"append_ms": "timestamp"}))
-    return build_repetition_result(
-        engine,
-        repetition,
-        scenario,
-        timeline_for(scenario, T0),
-        records if status != "failed" else None,
-        expected,
-        diff=diff if status != "failed" else None,
-        max_ts=max_ts,
+    return analyse(RepetitionInputs(
+        engine=engine,
+        repetition=repetition,
+        scenario=scenario,
+        timeline=timeline_for(scenario, T0),
+        records=records if status != "failed" else pd.DataFrame(),
+        expected=expected,
         generator=generator,
         engine_metrics={"batches": 12},
         resources=resources,
@@ -138,6 +126,24 @@ def make_result(
         status=status,  # type: ignore[arg-type]
         error=error,
         log_tail=["line 1", "line 2"] if error else (),
+    ))
+
+
+def timeline_for(scenario: Scenario, start_ms: int) -> Timeline:
+    return Timeline.of(start_ms, warmup_ms=scenario.warmup, duration_ms=scenario.duration)
+
+
+def make_generator(*, events: int, valid: bool = True, reason: str | None = None) -> GeneratorResult:
+    """A generator that drove 200 events/s for 60 s (10 s warm-up)."""
+    delays = histograms.record(np.array([200.0, 500.0, 1_500.0]), highest=histograms.DELAY_HIGHEST_US).histogram
+    return GeneratorResult(
+        start_epoch_ms=T0, duration_ms=60_000, warmup_ms=10_000, backend="confluent", workers=1, partitions=1,
+        linger_ms=5, nice=-10, events_planned=events, events_sent=events, late_events=0, flush_ts=T0 + 73_000,
+        target_rate=200.0, achieved_rate=200.0,
+        publish_delay_ms={"p50": 0.2, "p90": 0.5, "p99": 1.5, "p99_9": 3.0, "max": 5.0},
+        publish_delay_histogram=histograms.encode(delays),
+        seconds=[SecondStats(second=s, target=200, achieved=200, delay_max_ms=1.0) for s in range(60)],
+        valid=valid, reason=reason,
     )
 
 
@@ -160,7 +166,7 @@ def test_build_measures_only_windows_inside_the_measured_period() -> None:
     s = result.summary
     # windows end at T0+10s .. T0+60s: warm-up end T0+10s excluded; T0+60s (= load end) excluded too, since only
     # the end-of-run records move the watermark past 60 s + D: the flush closes that window, not the load
-    measured = pairs[(pairs["window_end"] > T0 + 10_000) & (pairs["window_end"] + 2_000 <= T0 + 60_000)]
+    measured = pairs[(pairs["window_end"] > T0 + 10_000) & (pairs["window_end"] + 2_000 < T0 + 60_000)]
     assert s.result_latency.pairs == len(measured)
     assert s.correctness is not None and s.correctness.correct
     assert s.valid and s.status == "ok"
@@ -187,12 +193,11 @@ def test_failed_engine_is_recorded_as_invalid_with_its_error() -> None:
 
 def test_generator_that_fell_behind_makes_the_repetition_invalid() -> None:
     scenario = make_scenario()
-    result = make_result("spark", scenario=scenario)
-    bad = dict(result.generator or {})
-    bad.update(valid=False, reason="generator could not drive the load: achieved 150/s < 99% of target 200/s")
-    rebuilt = build_repetition_result(
-        "spark", 1, scenario, timeline_for(scenario, T0), collector.empty_records(), None, generator=bad
-    )
+    bad = make_generator(events=12_000, valid=False,
+                         reason="generator could not drive the load: achieved 150/s < 99% of target 200/s")
+    rebuilt = analyse(RepetitionInputs(engine="spark", repetition=1, scenario=scenario,
+                                       timeline=timeline_for(scenario, T0), records=pd.DataFrame(), expected=None,
+                                       generator=bad))
     assert not rebuilt.summary.valid
     assert rebuilt.summary.invalid_reasons[0].startswith("generator could not drive the load")
 
@@ -219,7 +224,7 @@ def test_write_then_load_round_trips_and_never_overwrites(tmp_path: Path) -> Non
     assert loaded.summary == result.summary
     assert loaded.result_histogram.get_total_count() == result.summary.result_latency.pairs
     assert len(loaded.pairs()) == len(result.pairs)
-    assert list(loaded.series.columns) == list(collector.SERIES_COLUMNS)
+    assert list(loaded.series.columns) == list(SERIES_COLUMNS)
     with pytest.raises(HarnessError, match="never overwritten"):
         write_repetition(run_dir, result)
     with pytest.raises(HarnessError, match="never overwritten"):

@@ -257,7 +257,7 @@ def test_send_loop_that_cannot_keep_up_is_invalid() -> None:
 
 
 def test_growing_delay_and_large_p99_are_invalid_even_at_full_rate() -> None:
-    quiet = {"p50": 1.0, "p90": 1.0, "p99": 2.0, "p99.9": 3.0, "max": 4.0}
+    quiet = {"p50": 1.0, "p90": 1.0, "p99": 2.0, "p99_9": 3.0, "max": 4.0}
     growing = np.array([0, 5, 10, 50, 100, 150, 200, 250, 300, 350], dtype=float)
     valid, reason = assess(900, 900, 9000, quiet, growing, 1, SelfCheckLimits())
     assert not valid and reason is not None and reason.startswith("publish delay keeps growing: ")

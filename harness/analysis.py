@@ -1,0 +1,234 @@
+"""From what one engine × repetition produced to its result: the analysis entry point, :func:`analyse`.
+
+Called by the runner once per engine × repetition after the engine stopped (nothing here runs inside a measured
+period). Pure: no I/O; the store writes the result (:mod:`harness.results.store`).
+
+    judge (harness.judge)         → pairs, correctness, latencies of measured exact pairs
+    histograms (harness.histograms) → latency percentiles
+    series (harness.series)       → per-second rates, input lag, latency; the engine's processed rate
+    keep-up (harness.keepup)      → sustained or not, and which criterion failed
+    verdicts (harness.verdicts)   → invalid reasons and warnings, in words
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness import histograms, verdicts
+from harness.judge import Judgement, empty_records, judge, ordered, visible_ms
+from harness.keepup import judge_keep_up
+from harness.loadgen import GeneratorResult
+from harness.oracle import Expected
+from harness.resources import summarize
+from harness.results.model import (
+    FORMAT_VERSION,
+    FairnessValue,
+    GeneratorSummary,
+    LatencySummary,
+    RepetitionResult,
+    RepetitionSummary,
+    Status,
+    ThroughputSummary,
+    Timeline,
+    to_json,
+)
+from harness.scenario import Scenario
+from harness.series import InputRows, mean_over, per_second_series
+from harness.workload import FLUSH_USER, is_measured
+
+CLOCK_NOTE = (
+    "result latency = visible time (broker LogAppendTime; for read_committed output the later of it and the "
+    "collector's receive time, i.e. the commit) − window_end, broker host clock; event-time latency = the same − "
+    "largest event ts (generator host clock: ts is the intended send time)"
+)
+
+
+@dataclass(frozen=True, eq=False)
+class RepetitionInputs:
+    """Everything one engine × repetition produced, as the runner hands it over."""
+
+    engine: str
+    """The engine's label in the scenario."""
+    repetition: int
+    scenario: Scenario
+    timeline: Timeline
+    records: pd.DataFrame
+    """The collector's frame (``LiveCollector.frame()``); empty when nothing was read."""
+    expected: Expected | None
+    """The oracle's table for this repetition's start; None when the load never started."""
+    read_committed: bool = False
+    generator: GeneratorResult | None = None
+    engine_metrics: Mapping[str, Any] = field(default_factory=dict)
+    resources: pd.DataFrame | None = None
+    fairness: Mapping[str, object] = field(default_factory=dict)
+    """``Engine.fairness()``: each value a ``Setting`` (value + detail) or a plain string."""
+    collector: Mapping[str, Any] | None = None
+    """The collector's final counters (``dataclasses.asdict(LiveCollector.snapshot())``)."""
+    status: Status = "ok"
+    error: str | None = None
+    log_tail: Sequence[str] = ()
+
+
+def analyse(inputs: RepetitionInputs) -> RepetitionResult:
+    """The result of one engine × repetition (see the module docstring)."""
+    scenario, timeline = inputs.scenario, inputs.timeline
+    window = scenario.window
+    records = inputs.records if len(inputs.records) else empty_records()
+    expected = inputs.expected if inputs.expected is not None else _no_expectation(window.size // window.slide_ms)
+    judgement = judge(records, expected, read_committed=inputs.read_committed)
+    pairs = judgement.pairs
+    measured = is_measured(pairs["window_end"].to_numpy(), warmup_end_ms=timeline.warmup_end_ms,
+                           load_end_ms=timeline.load_end_ms, watermark_delay_ms=window.watermark_delay)
+    timed = measured & pairs["result_latency_ms"].notna().to_numpy()
+    result_hist = histograms.record(pairs.loc[timed, "result_latency_ms"].to_numpy())
+    event_hist = histograms.record(pairs.loc[timed, "event_time_latency_ms"].to_numpy())
+
+    series, in_period = _series(inputs, records, pairs, measured)
+    throughput = _throughput(inputs, series, in_period)
+    keep_up = judge_keep_up(
+        processed_rate=throughput.processed_rate_engine,
+        achieved_rate=throughput.achieved_rate,
+        lag=series["input_lag"].to_numpy(dtype=float)[in_period],
+        window_end=pairs.loc[timed, "window_end"].to_numpy(),
+        latency_ms=pairs.loc[timed, "result_latency_ms"].to_numpy(),
+        slide_ms=window.slide_ms,
+    )
+    generator = _generator_summary(inputs.generator)
+    collector = _collector_counters(inputs.collector, records)
+    invalid = verdicts.invalid_reasons(status=inputs.status, error=inputs.error, generator=generator,
+                                       collector=collector, records=len(records))
+    resources = inputs.resources if inputs.resources is not None else pd.DataFrame(columns=["t_ms", "component"])
+    summary = RepetitionSummary(
+        format_version=FORMAT_VERSION,
+        engine=inputs.engine,
+        repetition=int(inputs.repetition),
+        status=inputs.status,
+        error=inputs.error,
+        log_tail=list(inputs.log_tail),
+        valid=not invalid,
+        invalid_reasons=invalid,
+        warnings=[],
+        timeline=timeline,
+        window_size_ms=window.size,
+        window_slide_ms=window.slide_ms,
+        watermark_delay_ms=window.watermark_delay,
+        clock=CLOCK_NOTE,
+        result_latency=_latency_summary(result_hist),
+        event_time_latency=_latency_summary(event_hist),
+        throughput=throughput,
+        correctness=judgement.correctness if inputs.expected is not None and inputs.status != "failed" else None,
+        generator=generator,
+        sustained=keep_up,
+        resources=summarize(resources, timeline.warmup_end_ms, timeline.load_end_ms),
+        fairness=fairness_values(inputs.fairness),
+        collector=collector,
+        read_committed=inputs.read_committed,
+    )
+    summary = dataclasses.replace(summary, warnings=verdicts.repetition_warnings(summary))
+    return RepetitionResult(
+        summary=summary,
+        series=series,
+        pairs=pairs,
+        result_histogram=result_hist.histogram,
+        event_time_histogram=event_hist.histogram,
+        engine_metrics=dict(inputs.engine_metrics),
+        resources=resources,
+        generator=to_json(inputs.generator.to_json()) if inputs.generator is not None else None,
+    )
+
+
+def _series(inputs: RepetitionInputs, records: pd.DataFrame, pairs: pd.DataFrame,
+            measured: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """The per-second series and the mask of its measured seconds (warm-up end .. load end)."""
+    timeline, window = inputs.timeline, inputs.scenario.window
+    recs = ordered(records)
+    recs = recs.assign(visible_ms=visible_ms(recs, read_committed=inputs.read_committed))
+    gen_seconds = None
+    if inputs.generator is not None and inputs.generator.seconds:
+        gen_seconds = pd.DataFrame([dataclasses.asdict(s) for s in inputs.generator.seconds])
+    duration_s = math.ceil((timeline.load_end_ms - timeline.load_start_ms) / 1000)
+    series = per_second_series(
+        timeline.load_start_ms, recs, pairs, measured=measured, per_event=window.size // window.slide_ms,
+        generator_seconds=gen_seconds, input_rows=InputRows(inputs.engine_metrics.get("input_rows") or []),
+        min_seconds=duration_s,
+    )
+    warm_s = (timeline.warmup_end_ms - timeline.load_start_ms) // 1000
+    in_period = ((series["second"] >= warm_s) & (series["second"] < duration_s)).to_numpy()
+    return series, in_period
+
+
+def _throughput(inputs: RepetitionInputs, series: pd.DataFrame, in_period: np.ndarray) -> ThroughputSummary:
+    timeline, gen = inputs.timeline, inputs.generator
+    rows = InputRows(inputs.engine_metrics.get("input_rows") or [])
+    engine_rate = rows.rate(timeline.warmup_end_ms, timeline.load_end_ms) if rows else None
+    output_rate = mean_over(series["processed_rate_output"], in_period)
+    return ThroughputSummary(
+        target_rate=gen.target_rate if gen is not None else mean_over(series["target_rate"], in_period),
+        achieved_rate=gen.achieved_rate if gen is not None else mean_over(series["achieved_rate"], in_period),
+        processed_rate=engine_rate if engine_rate is not None else output_rate,
+        processed_rate_source="engine input rows" if engine_rate is not None else "output",
+        processed_rate_output=output_rate,
+        processed_rate_engine=engine_rate,
+        results_per_s=mean_over(series["results_per_s"], in_period),
+        events_sent=gen.events_sent if gen is not None else None,
+    )
+
+
+def fairness_values(fairness: Mapping[str, object]) -> dict[str, FairnessValue]:
+    """``Engine.fairness()`` as stored: a ``Setting`` keeps its value and detail; a plain string (engines written
+    before settings were structured) is its own value, compared after trimming and lower-casing."""
+    out = {}
+    for key, setting in fairness.items():
+        if hasattr(setting, "value"):
+            value, detail = str(getattr(setting, "value")), str(getattr(setting, "detail", "") or "")
+            out[key] = FairnessValue(value, detail or value)
+        else:
+            out[key] = FairnessValue(" ".join(str(setting).split()).lower(), str(setting))
+    return out
+
+
+def _latency_summary(recorded: histograms.Recorded) -> LatencySummary:
+    p = histograms.percentiles(recorded.histogram)
+    return LatencySummary(
+        pairs=int(recorded.histogram.get_total_count()), negative=recorded.negative, overflow=recorded.overflow,
+        p50_ms=p["p50"], p90_ms=p["p90"], p99_ms=p["p99"], p99_9_ms=p["p99_9"], max_ms=p["max"], mean_ms=p["mean"],
+    )
+
+
+def _generator_summary(gen: GeneratorResult | None) -> GeneratorSummary | None:
+    if gen is None:
+        return None
+    return GeneratorSummary(
+        valid=gen.valid, reason=gen.reason, target_rate=gen.target_rate, achieved_rate=gen.achieved_rate,
+        events_sent=gen.events_sent, late_events=gen.late_events, publish_delay_ms=dict(gen.publish_delay_ms),
+        backend=gen.backend, workers=gen.workers, nice=gen.nice,
+    )
+
+
+def _collector_counters(snapshot: Mapping[str, Any] | None, records: pd.DataFrame) -> dict[str, Any]:
+    keys = ("records", "flush_records", "not_append_time", "bad_records", "bad_by_kind", "bad_samples", "error",
+            "failed")
+    if snapshot is None:
+        flush = int((records["user"] == FLUSH_USER).sum()) if len(records) else 0
+        return {"records": int(len(records)) - flush, "flush_records": flush, "not_append_time": 0, "bad_records": 0}
+    return {k: to_json(snapshot[k]) for k in keys if k in snapshot}
+
+
+def _no_expectation(per_event: int) -> Expected:
+    """An empty oracle table (the load never started): every answer would be extra, none is judged."""
+    empty = pd.DataFrame({
+        "user": pd.Series(dtype=object),
+        **{c: pd.Series(dtype="int64") for c in ("window_start", "window_end", "count_min", "count_max")},
+        "max_ts": pd.Series(dtype="float64"),
+    })
+    return Expected(empty, 0, 0, per_event)
+
+
+__all__ = ["RepetitionInputs", "analyse", "fairness_values", "Judgement"]

@@ -1,0 +1,287 @@
+"""The result model: what one engine × repetition measured (``summary.json``), versioned, with JSON conversion.
+
+Format history (``format_version``; the loader upgrades older versions, see :func:`upgrade`):
+
+* **1** (sessions 1-2): ``sustained`` was a latency-trend check (slope, start, growth, threshold);
+  ``fairness`` values were prose strings; the generator's publish delay used the key ``p99.9``;
+  ``throughput.processed_rate_source`` was ``engine`` (Spark: mean of per-batch processedRowsPerSecond) or
+  ``output``.
+* **2**: ``sustained`` is the keep-up verdict (:class:`harness.keepup.KeepUp`: processed ratio, input-lag
+  trend, latency slope, the failed criteria in words); ``fairness`` maps each key to ``{value, detail}``
+  (value is compared, detail shown); every percentile key is spelled ``p99_9``; the engine's processed rate is
+  input rows per second of wall time (``engine input rows``); ``read_committed`` records whether results were
+  read as transactional output (latency then uses the visible time, see :mod:`harness.judge`);
+  ``collector`` carries bad records by kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hdrh.histogram import HdrHistogram
+
+from harness.judge import Correctness
+from harness.keepup import KeepUp
+from harness.resources import ResourceStats
+
+FORMAT_VERSION = 2
+
+Status = typing.Literal["ok", "failed", "interrupted"]
+
+CorrectnessSummary = Correctness
+"""The judge's counts, stored as they are (one type for the counts)."""
+SustainedSummary = KeepUp
+"""The keep-up verdict, stored as it is."""
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The load's place on the wall clock (epoch ms), fixed when the generator starts."""
+
+    load_start_ms: int
+    """Intended send time of event 0 (the generator's ``start_epoch_ms``)."""
+    warmup_end_ms: int
+    """load_start_ms + warmup: windows ending at or before it are not measured."""
+    load_end_ms: int
+    """load_start_ms + duration: windows the load's own events cannot close are not measured."""
+
+    @classmethod
+    def of(cls, load_start_ms: int, *, warmup_ms: int, duration_ms: int) -> Timeline:
+        return cls(int(load_start_ms), int(load_start_ms + warmup_ms), int(load_start_ms + duration_ms))
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """Percentiles of one latency over the measured exact pairs (HdrHistogram, 3 significant digits)."""
+
+    pairs: int
+    """Values in the histogram (measured exact pairs with a non-negative latency)."""
+    negative: int
+    """Values below 0 ms, kept out of the histogram and never clamped (clock trouble, or update mode showing a
+    final count before its window closed)."""
+    overflow: int
+    """Values above the histogram's range (7 days)."""
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    p99_9_ms: float | None
+    max_ms: float | None
+    mean_ms: float | None
+
+
+@dataclass(frozen=True)
+class ThroughputSummary:
+    """Over the measured seconds (warm-up end .. load end), events/s."""
+
+    target_rate: float | None
+    """Events/s the schedule intended."""
+    achieved_rate: float | None
+    """Records/s the generator actually sent."""
+    processed_rate: float | None
+    """Events/s the engine processed: its input rows per second when it reports them, else the output-based rate."""
+    processed_rate_source: str
+    """``engine input rows`` or ``output``."""
+    processed_rate_output: float | None
+    """Events/s accounted for by the output (count increments visible per second / windows per event)."""
+    processed_rate_engine: float | None
+    """Input rows/s by the engine's own counters (None when it reports none)."""
+    results_per_s: float | None
+    """Result records/s that became visible."""
+    events_sent: int | None
+    """Records the generator sent over the whole load (warm-up included)."""
+
+
+@dataclass(frozen=True)
+class GeneratorSummary:
+    """What the generator reports about itself."""
+
+    valid: bool
+    """False when it could not drive the load (the whole repetition is then invalid)."""
+    reason: str | None
+    target_rate: float | None
+    """Events/s intended in the measured period."""
+    achieved_rate: float | None
+    """Records/s sent in the measured period."""
+    events_sent: int | None
+    late_events: int | None
+    publish_delay_ms: dict[str, float]
+    """p50, p90, p99, p99_9, max of actual − intended send time in the measured period, ms."""
+    backend: str | None = None
+    """Producer client (confluent or kafka-python)."""
+    workers: int | None = None
+    """Worker processes that shared the schedule."""
+    nice: int | None = None
+    """Unix priority the workers ran at (``load.producer.nice`` when the OS allowed it)."""
+
+
+@dataclass(frozen=True)
+class FairnessValue:
+    """One fairness setting of an engine: ``value`` is what the report compares, ``detail`` what it shows."""
+
+    value: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RepetitionSummary:
+    """summary.json: every figure of one engine × repetition. Times are epoch ms, durations ms, rates
+    events/s, CPU % of one core, memory bytes."""
+
+    format_version: int
+    engine: str
+    """The engine's label in the scenario."""
+    repetition: int
+    """1-based."""
+    status: str
+    """``ok``, ``failed`` (see error) or ``interrupted`` (Ctrl-C during this repetition)."""
+    error: str | None
+    log_tail: list[str]
+    """Last lines of the engine's log when it failed."""
+    valid: bool
+    """The measurement can be trusted: the engine ran, the generator drove the load, the collector read the
+    result topic and it carried broker append times. Correctness and keep-up are separate verdicts."""
+    invalid_reasons: list[str]
+    warnings: list[str]
+    """Problems in words that do not make the measurement invalid (negative latencies, not sustained,
+    incorrect, duplicates, bad records …); never a repeat of an invalid reason."""
+    timeline: Timeline
+    window_size_ms: int
+    window_slide_ms: int
+    watermark_delay_ms: int
+    """D: part of every result latency by construction; shown beside it."""
+    clock: str
+    """Which clocks the latencies compare."""
+    result_latency: LatencySummary
+    """visible time of the first record with the correct final count − window_end."""
+    event_time_latency: LatencySummary
+    """the same visible time − the largest on-time ts of the pair's events."""
+    throughput: ThroughputSummary
+    correctness: CorrectnessSummary | None
+    """None when the engine failed before any output could be checked."""
+    generator: GeneratorSummary | None
+    sustained: SustainedSummary
+    resources: dict[str, ResourceStats]
+    """Per component (broker, the engine, generator, harness), over the measured period."""
+    fairness: dict[str, FairnessValue]
+    """Every FAIRNESS_KEYS setting of this engine."""
+    collector: dict[str, Any]
+    """The collector's counters at the end (records, flush_records, not_append_time, bad_records, bad_by_kind,
+    bad_samples, failed)."""
+    read_committed: bool = False
+    """Results were transactional output, read ``read_committed`` (latency = visible time, see harness.judge)."""
+
+
+@dataclass(eq=False)
+class RepetitionResult:
+    """Everything measured in one engine × repetition: built by :func:`harness.analysis.analyse`, written by
+    :func:`harness.results.store.write_repetition`."""
+
+    summary: RepetitionSummary
+    series: pd.DataFrame
+    """harness.series.SERIES_COLUMNS."""
+    pairs: pd.DataFrame | None
+    """harness.judge.PAIR_COLUMNS."""
+    result_histogram: HdrHistogram
+    event_time_histogram: HdrHistogram
+    engine_metrics: dict[str, Any]
+    resources: pd.DataFrame
+    generator: dict[str, Any] | None = None
+    """The generator's full result (``GeneratorResult.to_json()``), stored as generator.json."""
+
+
+# ------------------------------------------------------------------------------------------------ JSON
+def to_json(value: Any) -> Any:
+    """Plain JSON types: numpy scalars to Python, NaN to None, dataclasses to dicts."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_json(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NA:
+        return None
+    return value
+
+
+def summary_from_json(data: Mapping[str, Any]) -> RepetitionSummary:
+    """A summary of the current format (see :func:`upgrade` for older ones)."""
+    return _from_json(RepetitionSummary, data)
+
+
+def _from_json(cls: Any, data: Any) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _convert(hints[f.name], data[f.name])
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(args[0], value) if len(args) == 1 else value
+    if dataclasses.is_dataclass(hint):
+        return _from_json(hint, value)
+    if origin is dict:
+        _, value_hint = typing.get_args(hint)
+        return {k: _convert(value_hint, v) for k, v in value.items()}
+    if origin is list:
+        (item_hint,) = typing.get_args(hint) or (Any,)
+        return [_convert(item_hint, v) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------------------------------------ upgrades
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """A summary.json of any supported older version, rewritten in the current format (in memory only)."""
+    version = data.get("format_version")
+    if version == 1:
+        data = _v1_to_v2(data)
+    return data
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    out["format_version"] = 2
+    invalid = set(data.get("invalid_reasons") or [])
+    out["warnings"] = [w for w in data.get("warnings") or [] if w not in invalid and not w.startswith("engine failed")
+                       and not w.startswith(("generator", "publish"))]
+    out["fairness"] = {k: {"value": str(v), "detail": str(v)} for k, v in (data.get("fairness") or {}).items()}
+    old = data.get("sustained") or {}
+    failed = []
+    if old.get("sustained") is False:
+        failed.append(
+            f"latency (format 1 rule): grew by {(old.get('growth_ms') or 0) / 1000:,.1f} s, limit "
+            f"{(old.get('threshold_ms') or 0) / 1000:,.1f} s"
+        )
+    out["sustained"] = {
+        "sustained": old.get("sustained"),
+        "failed": failed,
+        "skipped": ["processed, input lag: not recorded in format 1"],
+        "latency_slope_ms_per_s": old.get("slope_ms_per_s"),
+        "latency_growth_ms": old.get("growth_ms"),
+        "windows": old.get("windows") or 0,
+    }
+    generator = data.get("generator")
+    if generator and "publish_delay_ms" in generator:
+        delays = dict(generator["publish_delay_ms"])
+        if "p99.9" in delays:
+            delays["p99_9"] = delays.pop("p99.9")
+        out["generator"] = {**generator, "publish_delay_ms": delays}
+    return out
