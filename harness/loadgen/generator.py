@@ -99,7 +99,7 @@ class GeneratorResult:
     achieved_rate: float
     """Records/s actually sent in the measured period."""
     publish_delay_ms: dict[str, float]
-    """p50, p90, p99, p99.9, max of actual − intended send time in the measured period (ms)."""
+    """p50, p90, p99, p99_9, max of actual − intended send time in the measured period (ms)."""
     publish_delay_histogram: str = field(repr=False)
     """The same as an HdrHistogram in standard base64 encoding, values in microseconds."""
     seconds: list[SecondStats] = field(repr=False)
@@ -175,7 +175,8 @@ def run_generator(
         if flusher is not None:
             flusher.close()
     return _result(
-        scenario, backend_name, count, partitions, nice, start, stats, flush_ts, schedule, limits or SelfCheckLimits()
+        scenario, backend_name, count, partitions, nice, start, stats, flush_ts, schedule,
+        limits or default_limits(scenario)
     )
 
 
@@ -186,6 +187,12 @@ def plan_workers(setting: int | str, peak_rate: float, backend: BackendName) -> 
         return setting
     needed = math.ceil(peak_rate / CAPACITY_PER_WORKER[backend])
     return max(1, min(needed, os.cpu_count() or 1))
+
+
+def default_limits(scenario: Scenario) -> SelfCheckLimits:
+    """The self-check of the contract, with the whole-load limit of this scenario (D − max disorder)."""
+    budget = scenario.window.watermark_delay - scenario.load.disorder.max_delay
+    return SelfCheckLimits(max_any_delay_ms=float(budget) if budget > 0 else None)
 
 
 def aligned_start(scenario: Scenario, now_ms: int) -> int:

@@ -112,6 +112,10 @@ class SelfCheckLimits:
     beyond it, latencies carry a visible share of generator delay."""
     max_delay_growth_ms: float = 100.0
     """Mean per-second max delay of the last third of the measured period minus that of the first third."""
+    max_any_delay_ms: float | None = None
+    """No event anywhere in the load (warm-up included) may be sent later than this after its intended time:
+    ``D − disorder.max_delay`` (set by the generator from the scenario). Beyond it an on-time event can arrive
+    after its window closed, be dropped as late, and the engine be blamed for the load path's delay."""
 
 
 def assess(
@@ -123,8 +127,18 @@ def assess(
     warmup_s: int,
     limits: SelfCheckLimits,
 ) -> tuple[bool, str | None]:
-    """``(valid, reason)`` from the measured period; called once after the load."""
+    """``(valid, reason)`` from the measured period (and the whole load for ``max_any_delay_ms``); called once
+    after the load."""
     seconds = measured_ms / 1000.0
+    if limits.max_any_delay_ms is not None and delay_max_per_second.size:
+        worst = float(delay_max_per_second.max())
+        if worst > limits.max_any_delay_ms:
+            second = int(delay_max_per_second.argmax())
+            return False, (
+                f"generator could not drive the load: an event was sent {worst:,.0f} ms after its intended time "
+                f"(second {second} of the load), more than watermark delay − max disorder = "
+                f"{limits.max_any_delay_ms:,.0f} ms: on-time events may have turned late"
+            )
     if target_measured > 0 and achieved_measured < limits.min_rate_ratio * target_measured:
         return False, (
             f"generator could not drive the load: achieved {achieved_measured / seconds:,.0f}/s < "

@@ -295,3 +295,23 @@ def test_pacer_wakes_at_most_once_per_min_interval_and_delays_by_at_most_that() 
         i = stop
     assert batches <= 101  # one wake-up per millisecond, not one per event (2000)
     assert min(delays) >= 0 and max(delays) <= 1.0 + 1e-9
+
+
+def test_one_late_send_anywhere_in_the_load_invalidates_the_run() -> None:
+    quiet = {"p50": 1.0, "p90": 1.0, "p99": 2.0, "p99_9": 3.0, "max": 4.0}
+    spike = np.full(10, 5.0)
+    spike[0] = 1_500.0  # one event of the warm-up sent 1.5 s late: a 2 s watermark with 1 s disorder leaves 1 s
+    limits = SelfCheckLimits(max_any_delay_ms=1_000.0)
+    valid, reason = assess(900, 900, 9000, quiet, spike, 2, limits)
+    assert not valid and "1,500 ms after its intended time (second 0" in reason
+    assert assess(900, 900, 9000, quiet, spike, 2, SelfCheckLimits())[0]  # the measured-period checks alone pass
+
+
+def test_the_whole_load_limit_is_the_watermark_delay_minus_the_disorder() -> None:
+    from harness.loadgen.generator import default_limits
+    from harness.scenario import parse_scenario
+
+    sc = parse_scenario({"name": "x", "duration": "30s", "load": {"rate": 10, "disorder": {"fraction": 0.1,
+                         "max_delay": "500ms"}}, "window": {"size": "5s", "watermark_delay": "2s"},
+                         "engines": ["spark"]})
+    assert default_limits(sc).max_any_delay_ms == 1_500.0
