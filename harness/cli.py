@@ -193,14 +193,16 @@ def kafka(port: int, work_dir: Path | None) -> None:
 @cli.command()
 @click.argument("scenario_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--bootstrap", help="Kafka to write to (default: the scenario's external kafka.bootstrap).")
-@click.option("--topic", default=None, help="Topic to drive (default: <scenario name>-events); created fresh.")
+@click.option("--topic", default=None, help="Topic to drive (default: <scenario name>-events); must not exist yet.")
+@click.option("--recreate", is_flag=True, help="Delete and recreate the topic if it exists (it may not be yours!).")
 @click.option("--rate", type=RATE, default=None, help="Override load.rate, e.g. 50k.")
 @click.option("--duration", type=DURATION, default=None, help="Override duration, e.g. 2m.")
 def generate(scenario_file: Path, bootstrap: str | None, topic: str | None, rate: float | None,
-             duration: int | None) -> None:
+             duration: int | None, recreate: bool) -> None:
     """Drive SCENARIO_FILE's load into a Kafka topic on its own, for use with any consumer.
 
-    The topic is created fresh with the scenario's partition count; the end-of-run records follow the load.
+    The topic is created with the scenario's partition count; an existing topic is refused unless --recreate
+    (which deletes it first). The end-of-run records follow the load.
     Start a broker with `bench kafka` if you have none.
     """
     from harness.errors import HarnessError
@@ -215,7 +217,8 @@ def generate(scenario_file: Path, bootstrap: str | None, topic: str | None, rate
     if not bootstrap:
         raise HarnessError("bench generate needs a broker: pass --bootstrap HOST:PORT (start one with `bench kafka`)")
     topic = topic or f"{scenario.name}-events"
-    create_topics(bootstrap, {topic: scenario.kafka.partitions}, replication_factor=scenario.kafka.replication_factor)
+    create_topics(bootstrap, {topic: scenario.kafka.partitions}, replication_factor=scenario.kafka.replication_factor,
+                  recreate=recreate)
     total_s = scenario.duration / 1000
 
     def progress(p):  # type: ignore[no-untyped-def]

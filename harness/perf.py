@@ -92,7 +92,7 @@ def compare_producers(
     with EmbeddedKafka(work_dir) as broker:
         create_topics(broker.bootstrap, {"perf-kafka": partitions})
         kafka_rps = kafka_producer_perf(broker.bootstrap, "perf-kafka", records, record_size, linger_ms)
-        create_topics(broker.bootstrap, {"perf-kafka": partitions})
+        create_topics(broker.bootstrap, {"perf-kafka": partitions}, recreate=True)  # our own embedded broker
         kafka_big_rps = kafka_producer_perf(broker.bootstrap, "perf-kafka", records, record_size, linger_ms,
                                             "batch.size=1048576")
         ours: dict[str, float] = {}
@@ -104,7 +104,7 @@ def compare_producers(
             create_topics(broker.bootstrap, {topic: partitions})
             ours[backend] = producer_perf(broker.bootstrap, topic, count, record_size, partitions,
                                           backend=backend, linger_ms=linger_ms)
-            create_topics(broker.bootstrap, {topic: partitions})
+            create_topics(broker.bootstrap, {topic: partitions}, recreate=True)
             ours_encoding[backend] = producer_perf(broker.bootstrap, topic, count, record_size, partitions,
                                                    backend=backend, linger_ms=linger_ms, include_encoding=True)
     return ProducerComparison(records, record_size, partitions, linger_ms, kafka_rps, kafka_big_rps, ours,

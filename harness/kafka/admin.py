@@ -55,13 +55,20 @@ def create_topics(
     log_append_time: bool = False,
     replication_factor: int = 1,
     timeout: float = 30.0,
+    recreate: bool = False,
 ) -> None:
-    """Create fresh topics ``{name: partitions}``; an existing topic of that name is deleted first.
+    """Create fresh topics ``{name: partitions}``. A topic of that name that already exists is never deleted
+    unless ``recreate`` (the harness leaves what it did not create as it found it): :class:`ServiceError`.
     With ``log_append_time`` the topics use broker append time as record timestamps (result topics).
     Returns when every partition has a leader."""
     client = admin(bootstrap)
     existing = set(client.list_topics(timeout=timeout).topics)
     stale = [name for name in topics if name in existing]
+    if stale and not recreate:
+        raise ServiceError(
+            f"topic {', '.join(sorted(stale))} already exists on {bootstrap}; the harness does not delete a topic it "
+            "did not create: choose another topic name, or allow it with --recreate"
+        )
     if stale:
         delete_topics(bootstrap, stale, timeout=timeout)
     config = dict(LOG_APPEND_TIME) if log_append_time else {}

@@ -15,6 +15,7 @@ import psutil
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from harness.errors import ServiceError
 from harness.kafka import EmbeddedKafka, create_topics, kafka_service, topic_config
 from harness.kafka.admin import probe
 from harness.scenario import KafkaConfig
@@ -70,13 +71,18 @@ def test_result_topic_reports_log_append_time(kafka_broker: str) -> None:
     assert before - 1000 <= record.timestamp <= after + 1000
 
 
-def test_create_topics_replaces_an_existing_topic(kafka_broker: str) -> None:
+def test_create_topics_refuses_an_existing_topic_unless_told_to_recreate_it(kafka_broker: str) -> None:
     create_topics(kafka_broker, {"fresh": 1})
     producer = KafkaProducer(bootstrap_servers=kafka_broker)
     producer.send("fresh", value=b"old")
     producer.flush()
     producer.close()
-    create_topics(kafka_broker, {"fresh": 4})
+    with pytest.raises(ServiceError, match="topic fresh already exists on .*does not delete a topic it did not create"):
+        create_topics(kafka_broker, {"fresh": 4})
+    consumer = KafkaConsumer(bootstrap_servers=kafka_broker)
+    assert len(consumer.partitions_for_topic("fresh")) == 1  # left as found
+    consumer.close()
+    create_topics(kafka_broker, {"fresh": 4}, recreate=True)
     consumer = KafkaConsumer(bootstrap_servers=kafka_broker)
     assert len(consumer.partitions_for_topic("fresh")) == 4
     ends = consumer.end_offsets([TopicPartition("fresh", p) for p in range(4)])
