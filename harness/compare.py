@@ -324,8 +324,10 @@ def compare(
     allow_env_change: bool = False,
     skip_incomparable: bool = False,
 ) -> Comparison:
-    """Compare the candidate run with the pooled baseline runs (see the module docstring)."""
-    *base_runs, b = load_runs([*baselines, candidate])
+    """Compare the candidate run with the pooled baseline runs (see the module docstring). A baseline given twice
+    is used once."""
+    unique = list({Path(path).resolve(): Path(path) for path in baselines}.values())
+    *base_runs, b = load_runs([*unique, candidate])
     gate = fail_on_regression_pct is not None
     pct = INFORMATIONAL_PCT if fail_on_regression_pct is None else fail_on_regression_pct
     result = Comparison([], b, pct, gate)

@@ -11,7 +11,9 @@ import pytest
 
 from harness import figures, report
 from harness.compare import (
+    EXIT_USAGE,
     FINGERPRINT_KEYS,
+    CompareInputError,
     environment_differences,
     judge,
     render,
@@ -132,3 +134,18 @@ def test_a_stored_run_with_a_failed_repetition_never_passes_as_candidate() -> No
     assert comparison.exit_code == 1
     assert comparison.problems == ["candidate: flink rep 2: failed: Flink job not RUNNING within 60 s"]
     assert comparison.regressions == []
+
+
+def test_a_baseline_given_twice_counts_once(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"spark": reps(2500)})
+    b = write_run(tmp_path / "b", {"spark": reps(2500, 2510)}, started="20270102T021700Z")
+    comparison = compare_runs([a, a], b, 10)
+    assert len(comparison.baselines) == 1 and comparison.exit_code == 3  # one value in A: cannot judge
+
+
+def test_an_unreadable_summary_is_a_usage_error_naming_the_run(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", {"spark": reps(2500, 2510)})
+    (a / "spark" / "rep-2" / "summary.json").write_text("{truncated")
+    with pytest.raises(CompareInputError, match=f"^{a}: not a readable run directory \\(JSONDecodeError") as err:
+        compare_runs([a], a, 10)
+    assert err.value.exit_code == EXIT_USAGE == 2

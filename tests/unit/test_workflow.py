@@ -256,3 +256,12 @@ def test_history_and_summary_show_the_trend(steps: Steps) -> None:
     text = (steps.workspace / "summary.md").read_text()
     assert "## Comparison with the baseline" in text and "## Benchmark history" in text
     assert "4 run(s), oldest first." in text and "![" not in text
+
+
+def test_a_failed_engine_fails_the_job_but_passes_the_run_directory_on(steps: Steps) -> None:
+    """`bench run` exits 1 when an engine failed: the step fails, and the history and summary still get the run."""
+    bench = steps.workspace / ".venv" / "bin" / "bench"
+    bench.write_text('#!/bin/sh\nmkdir -p "$4/20270101T021700Z-nightly"\nexit 1\n')  # bench run SCENARIO --out DIR
+    done = steps.run("Run scenarios/nightly.yaml")
+    assert done.returncode == 1
+    assert steps.output("dir") == "results/nightly/20270101T021700Z-nightly"
