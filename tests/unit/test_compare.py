@@ -146,6 +146,7 @@ def test_a_baseline_given_twice_counts_once(tmp_path: Path) -> None:
 def test_an_unreadable_summary_is_a_usage_error_naming_the_run(tmp_path: Path) -> None:
     a = write_run(tmp_path / "a", {"spark": reps(2500, 2510)})
     (a / "spark" / "rep-2" / "summary.json").write_text("{truncated")
-    with pytest.raises(CompareInputError, match=f"^{a}: not a readable run directory \\(JSONDecodeError") as err:
+    with pytest.raises(CompareInputError) as err:
         compare_runs([a], a, 10)
+    assert str(err.value).startswith(str(a))  # the loader's words (damaged JSON), naming the file in the run
     assert err.value.exit_code == EXIT_USAGE == 2
