@@ -125,21 +125,73 @@ def report(run_dirs: tuple[Path, ...], to: Path | None, preface: Path | None) ->
     click.echo(write_combined_report(list(run_dirs), to, preface=preface))
 
 
-@cli.command()
-@click.argument("run_a", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.argument("run_b", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--fail-on-regression", "pct", type=click.FloatRange(min=0), default=None,
-              help="Exit 1 when a figure of RUN_B is worse than RUN_A's by more than PCT percent and beyond the "
-                   "noise measured in the repetitions.")
-def compare(run_a: Path, run_b: Path, pct: float | None) -> None:
-    """Print RUN_A and RUN_B side by side with changes (RUN_A is the baseline)."""
-    from harness.compare import compare as compare_runs
+@cli.command(epilog="""\b
+Exit codes with --fail-on-regression (first that applies, in this order):
+  2  usage error: bad arguments, or a directory that is not a readable run
+  1  a regression, or the runs are not comparable: an engine of the baseline
+     missing in CANDIDATE, CANDIDATE's run status not complete, a CANDIDATE
+     repetition failed, interrupted, invalid or missing, different settings
+     (duration, warmup, load, window, kafka, parallelism, engine + settings),
+     or a different environment (CPU model, cores, versions) without
+     --allow-env-change
+  4  no baseline left (--skip-incomparable-baselines left out every one)
+  3  cannot judge: a compared figure has < 2 usable repetitions on a side
+  0  no regression
+Without --fail-on-regression: 0 (report only), or 2.""")
+@click.argument("baselines", metavar="BASELINE...", nargs=-1, required=True,
+                type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("candidate", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--fail-on-regression", "pct", metavar="PCT", type=click.FloatRange(min=0), default=None,
+              help="Gate: exit non-zero when a figure of CANDIDATE is worse than the baseline's by more than PCT "
+                   "percent and significantly (Welch t-test, 95 %), or the runs are not comparable (exit codes below).")
+@click.option("--allow-env-change", is_flag=True,
+              help="Compare runs whose CPU model, cores or versions differ (listed as notes instead of failing).")
+@click.option("--skip-incomparable-baselines", "skip_incomparable", is_flag=True,
+              help="Leave out baseline runs whose settings or environment differ from CANDIDATE's instead of "
+                   "failing (rolling baselines in CI); exit 4 when none is left.")
+def compare(baselines: tuple[Path, ...], candidate: Path, pct: float | None, allow_env_change: bool,
+            skip_incomparable: bool) -> None:
+    """Compare CANDIDATE with the BASELINE run(s): each engine's figures side by side, the change, the smallest
+    change detectable with these repetitions, and a verdict. Several BASELINE runs are pooled into one sample.
 
-    text, regressed = compare_runs(run_a, run_b, pct)
-    click.echo(text)
-    if regressed:
-        click.echo(f"regression beyond {pct:g} % and beyond the measured noise", err=True)
-        sys.exit(1)
+    Example: `bench compare results/A results/B --fail-on-regression 10`.
+    """
+    from harness.compare import compare as compare_runs
+    from harness.compare import render
+
+    comparison = compare_runs(list(baselines), candidate, pct, allow_env_change=allow_env_change,
+                              skip_incomparable=skip_incomparable)
+    click.echo(render(comparison), nl=False)
+    sys.exit(comparison.exit_code)
+
+
+@cli.command()
+@click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True,
+                type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--to", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the markdown here (default: print it).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the PNG plot here (default: history.png beside --to, or in the current directory).")
+@click.option("--no-plot", is_flag=True, help="Write no plot.")
+def history(run_dirs: tuple[Path, ...], to: Path | None, plot: Path | None, no_plot: bool) -> None:
+    """Trend of each engine's result latency p50/p99, processed rate and CPU over the runs RUN_DIR..., in time
+    order: a markdown table per engine (runs whose settings or environment changed are marked) and a plot.
+
+    Example: `bench history results/2026*-nightly --to history.md`.
+    """
+    from harness.history import write_history
+
+    if no_plot:
+        plot = None
+    elif plot is None:
+        plot = (to.parent if to is not None else Path.cwd()) / "history.png"
+    text, written = write_history(list(run_dirs), to, plot)
+    if to is None:
+        click.echo(text, nl=False)
+    else:
+        click.echo(to)
+    if written is not None:
+        click.echo(written, err=to is None)
 
 
 @cli.command()

@@ -12,10 +12,7 @@ Everything in it comes from the stored result files, so the same run directory a
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +20,9 @@ import numpy as np
 import yaml
 
 from harness.engines.base import FAIRNESS_KEYS
-from harness.results import LoadedRepetition, RepetitionSummary, RunData, load_run
-from harness.stats import Estimate, estimate
+from harness.figures import FIGURE_BY_KEY, FIGURES, Figure, figure_estimate, fmt_estimate, fmt_number, ok_reps
+from harness.results import LoadedRepetition, RunData, load_run
+from harness.stats import estimate
 from harness.workload import is_measured
 
 CV_WARNING = 0.10
@@ -34,78 +32,7 @@ SHORT_RUN_WINDOWS = 5
 few windows (``bench validate`` refuses fewer than 3)."""
 
 
-@dataclass(frozen=True)
-class Figure:
-    """One number per repetition that the report tabulates and ``bench compare`` compares."""
-
-    key: str
-    label: str
-    unit: str
-    get: Callable[[RepetitionSummary], float | None]
-    lower_is_better: bool
-
-
-def _resource(engine_cpu: bool) -> Callable[[RepetitionSummary], float | None]:
-    def get(s: RepetitionSummary) -> float | None:
-        stats = s.resources.get(s.engine)
-        if stats is None:
-            return None
-        return stats.cpu_mean_percent if engine_cpu else (
-            None if stats.rss_max_bytes is None else stats.rss_max_bytes / 2**20
-        )
-
-    return get
-
-
-FIGURES: tuple[Figure, ...] = (
-    Figure("target_rate", "target", "events/s", lambda s: s.throughput.target_rate, False),
-    Figure("achieved_rate", "achieved", "events/s", lambda s: s.throughput.achieved_rate, False),
-    Figure("processed_rate", "processed", "events/s", lambda s: s.throughput.processed_rate, False),
-    Figure("result_p50", "result p50", "ms", lambda s: s.result_latency.p50_ms, True),
-    Figure("result_p90", "result p90", "ms", lambda s: s.result_latency.p90_ms, True),
-    Figure("result_p99", "result p99", "ms", lambda s: s.result_latency.p99_ms, True),
-    Figure("result_p99_9", "result p99.9", "ms", lambda s: s.result_latency.p99_9_ms, True),
-    Figure("result_max", "result max", "ms", lambda s: s.result_latency.max_ms, True),
-    Figure("event_time_p50", "event-time p50", "ms", lambda s: s.event_time_latency.p50_ms, True),
-    Figure("event_time_p99", "event-time p99", "ms", lambda s: s.event_time_latency.p99_ms, True),
-    Figure("engine_cpu", "engine CPU", "% of a core", _resource(True), True),
-    Figure("engine_rss", "engine RSS max", "MiB", _resource(False), True),
-)
-FIGURE_BY_KEY = {f.key: f for f in FIGURES}
-
-
 # ---------------------------------------------------------------------------------------------------- helpers
-def ok_reps(reps: list[LoadedRepetition]) -> list[LoadedRepetition]:
-    """Repetitions that ran to the end (failed and interrupted ones carry no comparable figures)."""
-    return [r for r in reps if r.summary.status == "ok"]
-
-
-def figure_estimate(reps: list[LoadedRepetition], figure: Figure) -> Estimate | None:
-    return estimate([figure.get(r.summary) for r in ok_reps(reps)])
-
-
-def fmt_number(value: float | None, unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if unit == "ms" and abs(value) >= 10_000:
-        return f"{value / 1000:,.2f} s"
-    if abs(value) >= 100:
-        text = f"{value:,.0f}"
-    elif abs(value) >= 10:
-        text = f"{value:,.1f}"
-    else:
-        text = f"{value:,.2f}"
-    return f"{text} {unit}".rstrip() if unit == "ms" else text
-
-
-def fmt_estimate(est: Estimate | None, unit: str = "") -> str:
-    if est is None:
-        return "–"
-    if est.half_width is None:
-        return fmt_number(est.mean, unit)
-    return f"{fmt_number(est.mean, unit)} ± {fmt_number(est.half_width, unit)}"
-
-
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
