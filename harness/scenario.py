@@ -46,11 +46,6 @@ from harness.units import (  # Millis, Rate, Bytes: re-exported, engine settings
 )
 from harness.workload import Windows, measured_window_count
 
-__all__ = [
-    "Bytes", "CapacityConfig", "CapacityTrial", "EngineEntry", "Fault", "KafkaConfig", "LoadConfig", "Millis",
-    "Producer", "Rate", "Scenario", "Slo", "WindowConfig", "apply_overrides", "load_scenario", "parse_scenario",
-    "parse_slo",
-]
 
 MIN_MEASURED_WINDOWS = 3
 """Fewest windows a run (and a capacity trial) must measure: below that, percentiles and the latency trend of
@@ -396,6 +391,10 @@ def _slo_or_none(value: object) -> Slo | None:
     return None if value is None else parse_slo(value)
 
 
+def _slo_text(slo: Slo | None) -> str | None:
+    return None if slo is None else str(slo)
+
+
 class CapacityTrial(StrictModel):
     """One trial of the capacity search: a constant rate for ``duration``, its first ``warmup`` not measured."""
 
@@ -413,9 +412,7 @@ class CapacityConfig(StrictModel):
     max: Rate | None = Field(default=None, gt=0, description="highest rate tried (default: no bound but MAX_RATE)")
     precision: Percent = Field(default=0.05, description="stop when (fail - pass) / pass is below this")
     growth: float = Field(default=2.0, gt=1, description="factor between rates until the first failed trial")
-    slo: Annotated[
-        Slo | None, BeforeValidator(_slo_or_none), PlainSerializer(lambda slo: slo and str(slo), when_used="json")
-    ] = None
+    slo: Annotated[Slo | None, BeforeValidator(_slo_or_none), PlainSerializer(_slo_text, when_used="json")] = None
     trial: CapacityTrial = CapacityTrial()
     repetitions: int = Field(default=1, ge=1, le=100, description="searches per engine")
     calibrate: bool = Field(default=True, description="search the built-in calibration engine first")

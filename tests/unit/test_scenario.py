@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from harness import results
@@ -366,3 +367,14 @@ def test_kill_worker_is_accepted_when_every_engine_runs_on_a_cluster() -> None:
         "s.yaml: faults.0.kind: kill-worker needs every engine on a cluster (settings.master: spark://host:port or "
         "settings.jobmanager: host:port), but engines.0 (spark) runs locally; use kill-engine (got 'kill-worker')"
     ]
+
+
+def test_the_readme_scenario_example_is_valid() -> None:
+    readme = (SCENARIOS.parent / "README.md").read_text()
+    section = readme[readme.index("## Scenario format"):]
+    start = section.index("```yaml") + len("```yaml")
+    example = yaml.safe_load(section[start:section.index("```", start)])
+    example["description"] = "the README's example"
+    scenario = parse_scenario(example, source="README.md", check_engines=False)  # mypkg.engines is an example
+    assert scenario.capacity is not None and scenario.capacity.slo == parse_slo("p99<=10s")
+    assert [fault.kind for fault in scenario.faults] == ["kill-engine"]
