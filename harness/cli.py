@@ -13,15 +13,15 @@ from harness.errors import HarnessError, ScenarioError
 
 
 class RateType(click.ParamType):
-    """``50k``, ``1.5M``, ``2000`` events/s."""
+    """``50k``, ``1.5M``, ``2000`` events/s; refused when not finite or above ``harness.units.MAX_RATE``."""
 
     name = "rate"
 
     def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        from harness.units import parse_count
+        from harness.units import parse_rate
 
         try:
-            rate = parse_count(value)
+            rate = parse_rate(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
         if rate <= 0:
@@ -87,8 +87,8 @@ def run(scenario_file: Path, engine_names: str | None, repetitions: int | None, 
     OUT/<UTC timestamp>-<scenario>/; nothing existing is overwritten. Exit code 0 when every engine ran, 1 when
     any engine failed, 130 when interrupted.
     """
-    from harness.runner import apply_overrides, run_scenario
-    from harness.scenario import load_scenario
+    from harness.runner import run_scenario
+    from harness.scenario import apply_overrides, load_scenario
 
     scenario = apply_overrides(
         load_scenario(scenario_file),
@@ -260,8 +260,7 @@ def generate(scenario_file: Path, bootstrap: str | None, topic: str | None, rate
     from harness.errors import HarnessError
     from harness.kafka import create_topics
     from harness.loadgen import run_generator
-    from harness.runner import apply_overrides
-    from harness.scenario import load_scenario
+    from harness.scenario import apply_overrides, load_scenario
 
     scenario = apply_overrides(load_scenario(scenario_file, check_engines=False), rate=rate, duration=duration,
                                source=str(scenario_file))

@@ -13,7 +13,6 @@ Ctrl-C stops everything cleanly, keeps what was measured and marks the run inter
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import shutil
 import signal
@@ -40,39 +39,9 @@ from harness.oracle import Expected, expected_for_run
 from harness.progress import ProgressDisplay
 from harness.report import write_report
 from harness.resources import ResourceSampler, this_process
-from harness.scenario import EngineEntry, Scenario, parse_scenario
-from harness.units import format_count, format_duration_ms
+from harness.scenario import EngineEntry, Scenario, apply_overrides  # apply_overrides: re-exported for callers
+from harness.units import format_duration_ms
 from harness.workload import JobSpec
-
-
-def apply_overrides(
-    scenario: Scenario,
-    *,
-    rate: float | None = None,
-    duration: int | None = None,
-    repetitions: int | None = None,
-    engines: list[str] | None = None,
-    source: str = "<scenario>",
-) -> Scenario:
-    """The scenario with command-line overrides applied and validated again (cross-field checks included), so
-    ``--duration 5s`` is rejected the same way as ``duration: 5s`` in the file."""
-    if rate is None and duration is None and repetitions is None and engines is None:
-        return scenario
-    data: dict[str, Any] = copy.deepcopy(scenario.dump())
-    if rate is not None:
-        data["load"]["rate"] = format_count(rate)
-    if duration is not None:
-        data["duration"] = format_duration_ms(duration)
-    if repetitions is not None:
-        data["repetitions"] = repetitions
-    if engines is not None:
-        by_name = {entry.name: entry for entry in scenario.engines}
-        chosen: list[Any] = []
-        for name in engines:
-            entry = by_name.get(name)
-            chosen.append(entry.model_dump(mode="json") if entry is not None else name)
-        data["engines"] = chosen
-    return parse_scenario(data, source=f"{source} (with command-line overrides)")
 
 
 # ------------------------------------------------------------------------------------------------- the run

@@ -6,10 +6,17 @@ ignores ``duraton: 10m`` runs the wrong experiment). :func:`load_scenario` turns
 
 Time fields are integer milliseconds internally and human strings (``10s``) in files and in ``bench validate``.
 ``duration`` is the whole load period; its first ``warmup`` is excluded from measurement.
+
+Values that could only hurt are refused before anything starts, each limit with its reason beside it:
+rates (:data:`harness.units.MAX_RATE`), users (:data:`MAX_USERS`), record size (:data:`MAX_PAYLOAD_BYTES`),
+generator workers (:func:`max_workers`), name and label lengths (:data:`MAX_NAME_LENGTH`), and a run that
+measures fewer than :data:`MIN_MEASURED_WINDOWS` windows.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -22,25 +29,63 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
+from harness.engines.registry import resolve_engine
 from harness.errors import ScenarioError
-from harness.units import format_count, format_duration_ms, parse_count, parse_duration_ms, parse_size
+from harness.units import (  # Millis, Rate, Bytes: re-exported, engine settings models import them from here
+    Bytes,
+    Millis,
+    Percent,
+    Rate,
+    format_count,
+    format_duration_ms,
+    parse_duration_ms,
+)
+from harness.workload import Windows, measured_window_count
 
-Millis = Annotated[int, BeforeValidator(parse_duration_ms), PlainSerializer(format_duration_ms, when_used="json")]
-"""A duration: ``"10s"`` in files, integer milliseconds in code."""
 
-Rate = Annotated[float, BeforeValidator(parse_count), PlainSerializer(format_count, when_used="json")]
-"""Events per second: ``"20k"`` in files, a float in code."""
+MIN_MEASURED_WINDOWS = 3
+"""Fewest windows a run (and a capacity trial) must measure: below that, percentiles and the latency trend of
+the sustained check rest on one or two windows."""
 
-Bytes = Annotated[int, BeforeValidator(parse_size)]
+MAX_USERS = 1_000_000
+"""Most users a load may have: every generator worker and the oracle build every user name in memory, about
+240 MB and 2 s per million users per process (measured; 10M took 2.2 GB and 23 s per process)."""
+
+MAX_PAYLOAD_BYTES = 999_000
+"""Largest ``load.payload_size``: a record, key and framing included, must stay within librdkafka's
+``message.max.bytes`` (1,000,000; the broker's default limit is 1,048,588)."""
+
+MAX_NAME_LENGTH = 64
+"""Longest scenario name and engine label: both go into every Kafka topic name
+(``bench-<UTC stamp>-<name>[-N]-<label>-r<N>-in``, at most 249 characters) and into directory names (at most
+255 bytes); 64 + 64 leaves room for the stamp, a ``capacity-`` prefix and trial numbers."""
+
+MAX_WORKERS = 64
+WORKERS_PER_CPU = 4
+
+
+def max_workers() -> int:
+    """Most generator worker processes allowed on this host: :data:`WORKERS_PER_CPU` per CPU, never more than
+    :data:`MAX_WORKERS`; more processes than that only take turns on the CPUs."""
+    return min(MAX_WORKERS, WORKERS_PER_CPU * (os.cpu_count() or 1))
 
 
 class StrictModel(BaseModel):
     """Unknown keys are errors and models are immutable once validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _CrossFieldErrors(ValueError):
+    """Carries several ``field: message`` lines out of a validator (pydantic keeps only the message)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        super().__init__("; ".join(lines))
 
 
 # --------------------------------------------------------------------------------------------------- load shapes
@@ -146,20 +191,47 @@ class Producer(StrictModel):
     @model_validator(mode="after")
     def _workers(self) -> Producer:
         if isinstance(self.workers, int) and self.workers < 1:
-            raise ValueError(f"workers must be >= 1 or auto (got {self.workers})")
+            raise _CrossFieldErrors([f"workers: must be >= 1 or auto (got {self.workers})"])
+        limit = max_workers()
+        if isinstance(self.workers, int) and self.workers > limit:
+            raise _CrossFieldErrors([
+                f"workers: must be <= {limit} ({WORKERS_PER_CPU} per CPU of this host, {os.cpu_count() or 1} "
+                f"CPUs, never more than {MAX_WORKERS}): more processes only take turns on the CPUs; use auto "
+                f"(got {self.workers})"
+            ])
         return self
 
 
 class LoadConfig(StrictModel):
     rate: Rate = Field(gt=0, description="events/s; the base rate of the shape")
     shape: Annotated[Shape, BeforeValidator(_shape_shorthand)] = ConstantShape()
-    users: int = Field(default=1000, ge=1)
+    users: int = Field(default=1000, ge=1, description=f"at most {MAX_USERS:,}")
     distribution: Literal["uniform", "zipf"] = "uniform"
     zipf_exponent: float = Field(default=1.1, gt=0)
     disorder: Disorder = Disorder()
     late: Late = Late()
-    payload_size: Bytes = Field(default=0, ge=0, le=1_048_576, description="pad each record to at least this size")
+    payload_size: Bytes = Field(default=0, ge=0, description="pad each record to at least this size")
     producer: Producer = Producer()
+
+    @field_validator("users")
+    @classmethod
+    def _users_fit_in_memory(cls, users: int) -> int:
+        if users > MAX_USERS:
+            raise ValueError(
+                f"must be <= {MAX_USERS}: every generator worker and the oracle hold all user names in memory "
+                f"(about 240 MB per million users per process); use fewer users (got {users})"
+            )
+        return users
+
+    @field_validator("payload_size")
+    @classmethod
+    def _record_fits(cls, size: int) -> int:
+        if size > MAX_PAYLOAD_BYTES:
+            raise ValueError(
+                f"must be <= {MAX_PAYLOAD_BYTES} bytes: a record, key and framing included, must fit the "
+                f"producer's message.max.bytes (1,000,000 in librdkafka) (got {size})"
+            )
+        return size
 
     @model_validator(mode="after")
     def _sine_not_negative(self) -> LoadConfig:
@@ -185,6 +257,11 @@ class WindowConfig(StrictModel):
     @property
     def hopping(self) -> bool:
         return self.slide_ms != self.size
+
+    @property
+    def geometry(self) -> Windows:
+        """The same windows as :class:`harness.workload.Windows`, the form the semantics are written in."""
+        return Windows(self.size, self.slide_ms, self.watermark_delay)
 
     @model_validator(mode="after")
     def _slide_divides_size(self) -> WindowConfig:
@@ -223,6 +300,8 @@ class KafkaConfig(StrictModel):
 
 
 _LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""What an engine's name must look like: it names result directories and goes into Kafka topic names, whose
+legal characters are ``[a-zA-Z0-9._-]``. Names are refused, never rewritten: results carry what the file says."""
 
 
 class EngineEntry(StrictModel):
@@ -242,13 +321,118 @@ class EngineEntry(StrictModel):
     def name(self) -> str:
         return self.label or self.engine.rsplit(":", 1)[-1]
 
+    @property
+    def on_cluster(self) -> bool:
+        """True when the settings send the job to a cluster (``jobmanager``, or a ``master`` other than local)."""
+        master = self.settings.get("master")
+        return bool(self.settings.get("jobmanager")) or (isinstance(master, str) and not master.startswith("local"))
+
     @model_validator(mode="after")
     def _label(self) -> EngineEntry:
-        if self.label is not None and not _LABEL_RE.fullmatch(self.label):
-            raise ValueError(f"label must be letters, digits, '.', '_' or '-' (got {self.label!r})")
+        # Without a label the engine's class name stands in for it, and must pass the same test.
+        what, fix = ("", "") if self.label is not None else ("without a label, the engine's name ", "; give a label")
+        if not _LABEL_RE.fullmatch(self.name):
+            raise _CrossFieldErrors([
+                f"label: {what}must start with a letter or digit and hold only letters, digits, '.', '_' or "
+                f"'-': it names result directories and Kafka topics{fix} (got {self.name!r})"
+            ])
+        if len(self.name) > MAX_NAME_LENGTH:
+            raise _CrossFieldErrors([
+                f"label: {what}must be at most {MAX_NAME_LENGTH} characters: it goes into Kafka topic names "
+                f"(at most 249 characters){fix or '; shorten it'} (got {len(self.name)} characters)"
+            ])
         return self
 
 
+# ---------------------------------------------------------------------------------------------------- capacity
+_SLO_RE = re.compile(r"\s*p(?P<pct>50|90|99|99\.9)\s*<=\s*(?P<limit>\S+)\s*")
+
+
+class Slo(StrictModel):
+    """A latency objective: the ``percentile`` of result latency must stay at or below ``limit_ms``. Written
+    ``p99<=10s`` in files and on the command line (:func:`parse_slo`)."""
+
+    percentile: float = Field(description="50, 90, 99 or 99.9")
+    limit_ms: int = Field(gt=0)
+
+    @field_validator("percentile")
+    @classmethod
+    def _known_percentile(cls, percentile: float) -> float:
+        if percentile not in (50.0, 90.0, 99.0, 99.9):
+            raise ValueError(f"must be 50, 90, 99 or 99.9 (got {percentile:g})")
+        return percentile
+
+    @property
+    def label(self) -> str:
+        """``p99``, ``p99.9``: how reports and ``bench validate`` name the percentile."""
+        return f"p{self.percentile:g}"
+
+    def __str__(self) -> str:
+        return f"{self.label}<={format_duration_ms(self.limit_ms)}"
+
+
+def parse_slo(value: object) -> Slo:
+    """``"p99<=10s"`` → ``Slo(percentile=99.0, limit_ms=10000)``; p50, p90, p99 and p99.9 are known."""
+    if isinstance(value, Slo):
+        return value
+    match = _SLO_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(
+            f"must be a latency objective such as p99<=10s: p50, p90, p99 or p99.9, then <=, then a duration "
+            f"(got {value!r})"
+        )
+    limit = parse_duration_ms(match["limit"])  # its ValueError names the duration forms
+    if limit <= 0:
+        raise ValueError(f"the limit must be > 0ms (got {value!r})")
+    return Slo(percentile=float(match["pct"]), limit_ms=limit)
+
+
+def _slo_or_none(value: object) -> Slo | None:
+    return None if value is None else parse_slo(value)
+
+
+def _slo_text(slo: Slo | None) -> str | None:
+    return None if slo is None else str(slo)
+
+
+class CapacityTrial(StrictModel):
+    """One trial of the capacity search: a constant rate for ``duration``, its first ``warmup`` not measured."""
+
+    duration: Millis = Field(default=60_000, gt=0)
+    warmup: Millis = Field(default=20_000, ge=0)
+
+
+class CapacityConfig(StrictModel):
+    """``bench capacity``: per engine, constant-rate trials from ``start``, growing by ``growth`` until a trial
+    fails (or ``max`` is reached), then bisecting until the bracket is narrower than ``precision``. A trial passes
+    when the engine keeps up, every pair is exact and the optional ``slo`` holds. ``load.rate`` and
+    ``load.shape`` are not used by the search; everything else of the load is."""
+
+    start: Rate = Field(default=5_000, gt=0, description="first trial's rate, events/s")
+    max: Rate | None = Field(default=None, gt=0, description="highest rate tried (default: no bound but MAX_RATE)")
+    precision: Percent = Field(default=0.05, description="stop when (fail - pass) / pass is below this")
+    growth: float = Field(default=2.0, gt=1, description="factor between rates until the first failed trial")
+    slo: Annotated[Slo | None, BeforeValidator(_slo_or_none), PlainSerializer(_slo_text, when_used="json")] = None
+    trial: CapacityTrial = CapacityTrial()
+    repetitions: int = Field(default=1, ge=1, le=100, description="searches per engine")
+    calibrate: bool = Field(default=True, description="search the built-in calibration engine first")
+
+
+# ------------------------------------------------------------------------------------------------------ faults
+FaultKind = Literal["kill-engine", "kill-worker", "restart-broker"]
+
+
+class Fault(StrictModel):
+    """A fault injected at ``at`` (offset from the load start) into every engine run: ``kill-engine`` kills the
+    engine's job and restarts it from its checkpoint after ``downtime``; ``kill-worker`` kills one worker of a
+    cluster (Spark executor, Flink TaskManager); ``restart-broker`` stops the embedded broker for ``downtime``."""
+
+    at: Millis = Field(ge=0, description="offset from the start of the load")
+    kind: FaultKind
+    downtime: Millis = Field(default=5_000, gt=0)
+
+
+# ---------------------------------------------------------------------------------------------------- scenario
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
@@ -268,10 +452,17 @@ class Scenario(StrictModel):
     )
     engine_start_timeout: Millis = Field(default=180_000, gt=0, description="deadline for an engine to be ready")
     engines: list[EngineEntry] = Field(min_length=1)
+    capacity: CapacityConfig | None = None
+    faults: list[Fault] = Field(default_factory=list)
 
     @property
     def measured_ms(self) -> int:
         return self.duration - self.warmup
+
+    @property
+    def measured_windows(self) -> int:
+        """How many windows a run of this scenario measures (:func:`harness.workload.measured_window_count`)."""
+        return measured_window_count(self.window.geometry, warmup_ms=self.warmup, duration_ms=self.duration)
 
     @property
     def job_parallelism(self) -> int:
@@ -280,44 +471,13 @@ class Scenario(StrictModel):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
-        problems: list[str] = []
-        if not _NAME_RE.fullmatch(self.name):
-            problems.append(f"name: must be lower-case letters, digits, '_' or '-' (got {self.name!r})")
-        if self.warmup >= self.duration:
-            problems.append(
-                f"warmup: must be shorter than duration ({format_duration_ms(self.duration)}) "
-                f"(got {format_duration_ms(self.warmup)})"
-            )
-        elif self.measured_ms < self.window.size:
-            problems.append(
-                f"duration: the measured period (duration - warmup = {format_duration_ms(self.measured_ms)}) "
-                f"must cover at least one window ({format_duration_ms(self.window.size)})"
-            )
-        if self.load.disorder.max_delay > self.window.watermark_delay:
-            problems.append(
-                f"load.disorder.max_delay: must not exceed window.watermark_delay "
-                f"({format_duration_ms(self.window.watermark_delay)}), else disordered events are late; "
-                f"use load.late for late events (got {format_duration_ms(self.load.disorder.max_delay)})"
-            )
-        if self.load.disorder.fraction > 0 and self.load.disorder.max_delay == 0:
-            problems.append("load.disorder.max_delay: must be > 0 when disorder.fraction > 0 (got 0ms)")
-        if self.load.late.fraction > 0 and self.load.late.by <= self.window.size + self.window.watermark_delay:
-            problems.append(
-                f"load.late.by: must exceed window.size + window.watermark_delay "
-                f"({format_duration_ms(self.window.size + self.window.watermark_delay)}) so late events are "
-                f"surely late (got {format_duration_ms(self.load.late.by)})"
-            )
-        if self.load.disorder.fraction + self.load.late.fraction > 1:
-            problems.append("load.late.fraction: disorder.fraction + late.fraction must not exceed 1")
-        if isinstance(self.load.shape, StepsShape) and self.load.shape.steps[-1].at >= self.duration:
-            problems.append(
-                f"load.shape.steps: the last step (at {format_duration_ms(self.load.shape.steps[-1].at)}) "
-                f"starts after the load ends ({format_duration_ms(self.duration)})"
-            )
-        names = [entry.name for entry in self.engines]
-        for index, name in enumerate(names):
-            if names.index(name) != index:
-                problems.append(f"engines.{index}: engine {name!r} is listed twice; give one a distinct label")
+        problems = [
+            *_timing_problems(self),
+            *_load_problems(self),
+            *_engine_problems(self),
+            *_capacity_problems(self),
+            *_fault_problems(self),
+        ]
         if problems:
             raise _CrossFieldErrors(problems)
         return self
@@ -327,12 +487,172 @@ class Scenario(StrictModel):
         return self.model_dump(mode="json")
 
 
-class _CrossFieldErrors(ValueError):
-    """Carries several ``field: message`` lines out of a validator (pydantic keeps only the message)."""
+# ---------------------------------------------------------------------------------------------- cross-checks
+# Each returns ``field.path: problem (got X)`` lines for one concern; Scenario._cross_checks reports them all.
+def _timing_problems(s: Scenario) -> list[str]:
+    problems: list[str] = []
+    if not _NAME_RE.fullmatch(s.name):
+        problems.append(f"name: must be lower-case letters, digits, '_' or '-' (got {s.name!r})")
+    elif len(s.name) > MAX_NAME_LENGTH:
+        problems.append(
+            f"name: must be at most {MAX_NAME_LENGTH} characters: it goes into the run directory's name and every "
+            f"Kafka topic name (at most 249 characters) (got {len(s.name)} characters)"
+        )
+    if s.warmup >= s.duration:
+        problems.append(
+            f"warmup: must be shorter than duration ({format_duration_ms(s.duration)}) "
+            f"(got {format_duration_ms(s.warmup)})"
+        )
+    else:
+        problems.extend(_too_few_windows("", s.window, warmup_ms=s.warmup, duration_ms=s.duration))
+    if isinstance(s.load.shape, StepsShape) and s.load.shape.steps[-1].at >= s.duration:
+        problems.append(
+            f"load.shape.steps: the last step (at {format_duration_ms(s.load.shape.steps[-1].at)}) "
+            f"starts after the load ends ({format_duration_ms(s.duration)})"
+        )
+    return problems
 
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-        super().__init__("; ".join(lines))
+
+def _too_few_windows(prefix: str, window: WindowConfig, *, warmup_ms: int, duration_ms: int) -> list[str]:
+    """The ``{prefix}duration`` line when a load of ``duration_ms`` after ``warmup_ms`` measures fewer than
+    :data:`MIN_MEASURED_WINDOWS` windows, with the shortest duration that would measure enough."""
+    measured = measured_window_count(window.geometry, warmup_ms=warmup_ms, duration_ms=duration_ms)
+    if measured >= MIN_MEASURED_WINDOWS:
+        return []
+    slide = window.slide_ms
+    # the smallest duration with MIN_MEASURED_WINDOWS ends k*S in (warmup, duration - D): see measured_window_count
+    needed = (warmup_ms // slide + MIN_MEASURED_WINDOWS) * slide + window.watermark_delay
+    step = "window.slide" if window.hopping else "window.size"
+    return [
+        f"{prefix}duration: measures {measured} window(s), at least {MIN_MEASURED_WINDOWS} are needed (a window "
+        f"counts when it ends after {prefix}warmup and at least window.watermark_delay before the load ends); make "
+        f"{prefix}duration longer than {format_duration_ms(needed)}, or shorten {prefix}warmup or {step} "
+        f"(got {format_duration_ms(duration_ms)})"
+    ]
+
+
+def _load_problems(s: Scenario) -> list[str]:
+    problems: list[str] = []
+    load, window = s.load, s.window
+    if load.disorder.max_delay > window.watermark_delay:
+        problems.append(
+            f"load.disorder.max_delay: must not exceed window.watermark_delay "
+            f"({format_duration_ms(window.watermark_delay)}), else disordered events are late; "
+            f"use load.late for late events (got {format_duration_ms(load.disorder.max_delay)})"
+        )
+    if load.disorder.fraction > 0 and load.disorder.max_delay == 0:
+        problems.append("load.disorder.max_delay: must be > 0 when disorder.fraction > 0 (got 0ms)")
+    if load.late.fraction > 0 and load.late.by <= window.size + window.watermark_delay:
+        problems.append(
+            f"load.late.by: must exceed window.size + window.watermark_delay "
+            f"({format_duration_ms(window.size + window.watermark_delay)}) so late events are "
+            f"surely late (got {format_duration_ms(load.late.by)})"
+        )
+    if load.disorder.fraction + load.late.fraction > 1:
+        problems.append("load.late.fraction: disorder.fraction + late.fraction must not exceed 1")
+    return problems
+
+
+def _engine_problems(s: Scenario) -> list[str]:
+    """Engine names must differ, also as Kafka and case-insensitive file systems see them: Kafka refuses a topic
+    that differs from an existing one only by '.' vs '_', and ``Flink/`` and ``flink/`` are one directory on
+    macOS and Windows."""
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(s.engines):
+        key = entry.name.lower().replace(".", "_")
+        first = seen.setdefault(key, index)
+        if first == index:
+            continue
+        if s.engines[first].name == entry.name:
+            problems.append(f"engines.{index}: engine {entry.name!r} is listed twice; give one a distinct label")
+        else:
+            problems.append(
+                f"engines.{index}.label: collides with engines.{first} ({s.engines[first].name!r}): Kafka topic "
+                f"names do not tell '.' from '_', and some file systems do not tell upper from lower case; choose "
+                f"another label (got {entry.name!r})"
+            )
+    return problems
+
+
+def _capacity_problems(s: Scenario) -> list[str]:
+    capacity = s.capacity
+    if capacity is None:
+        return []
+    problems: list[str] = []
+    if capacity.max is not None and capacity.max < capacity.start:
+        problems.append(
+            f"capacity.max: must be >= capacity.start ({format_count(capacity.start)}) "
+            f"(got {format_count(capacity.max)})"
+        )
+    trial = capacity.trial
+    if trial.warmup >= trial.duration:
+        problems.append(
+            f"capacity.trial.warmup: must be shorter than capacity.trial.duration "
+            f"({format_duration_ms(trial.duration)}) (got {format_duration_ms(trial.warmup)})"
+        )
+    else:
+        problems.extend(
+            _too_few_windows("capacity.trial.", s.window, warmup_ms=trial.warmup, duration_ms=trial.duration)
+        )
+    return problems
+
+
+def _fault_problems(s: Scenario) -> list[str]:
+    """Faults fall in the measured period, in time order, each followed by room to recover (downtime, then
+    :func:`recovery_room_ms`) before the next fault and before the load ends; ``kill-worker`` needs every engine
+    on a cluster and ``restart-broker`` the embedded broker."""
+    problems: list[str] = []
+    room = recovery_room_ms(s.window)
+    earliest = s.warmup
+    for index, fault in enumerate(s.faults):
+        where = f"faults.{index}"
+        recovered = fault.at + fault.downtime + room
+        if index == 0 and fault.at < s.warmup:
+            problems.append(
+                f"{where}.at: must fall in the measured period, at or after warmup ({format_duration_ms(s.warmup)}) "
+                f"(got {format_duration_ms(fault.at)})"
+            )
+        elif fault.at < earliest:
+            problems.append(
+                f"{where}.at: must come after faults.{index - 1} has recovered: at >= its at + downtime + "
+                f"2 x (window.size + window.watermark_delay) = {format_duration_ms(earliest)}; faults go in time "
+                f"order (got {format_duration_ms(fault.at)})"
+            )
+        if recovered > s.duration:
+            problems.append(
+                f"{where}.at: leaves no room to recover before the load ends: at + downtime + 2 x (window.size + "
+                f"window.watermark_delay) = {format_duration_ms(recovered)} must be <= duration "
+                f"({format_duration_ms(s.duration)}); move it earlier, shorten downtime or lengthen duration "
+                f"(got {format_duration_ms(fault.at)})"
+            )
+        earliest = max(earliest, recovered)
+        problems.extend(_fault_kind_problems(s, where, fault))
+    return problems
+
+
+def recovery_room_ms(window: WindowConfig) -> int:
+    """Time a fault leaves the engine after its downtime, before the next fault or the end of the load:
+    two windows and their watermark delay, so at least one window after the fault is opened, filled and
+    closed by the load itself and recovery can be seen in the figures."""
+    return 2 * (window.size + window.watermark_delay)
+
+
+def _fault_kind_problems(s: Scenario, where: str, fault: Fault) -> list[str]:
+    if fault.kind == "kill-worker":
+        local = [index for index, entry in enumerate(s.engines) if not entry.on_cluster]
+        if local:
+            return [
+                f"{where}.kind: kill-worker needs every engine on a cluster (settings.master: spark://host:port or "
+                f"settings.jobmanager: host:port), but engines.{local[0]} ({s.engines[local[0]].name}) runs "
+                f"locally; use kill-engine (got 'kill-worker')"
+            ]
+    if fault.kind == "restart-broker" and s.kafka.mode != "embedded":
+        return [
+            f"{where}.kind: restart-broker needs the embedded broker (kafka.mode: embedded): the harness never "
+            f"stops an external cluster; use kill-engine (got 'restart-broker')"
+        ]
+    return []
 
 
 # ----------------------------------------------------------------------------------------------------- loading
@@ -371,9 +691,41 @@ def parse_scenario(data: Any, *, source: str = "<scenario>", check_engines: bool
     return scenario
 
 
-def _engine_setting_errors(scenario: Scenario) -> list[str]:
-    from harness.engines.registry import resolve_engine  # late: the registry imports engine modules
+def apply_overrides(
+    scenario: Scenario,
+    *,
+    rate: float | None = None,
+    duration: int | None = None,
+    repetitions: int | None = None,
+    engines: list[str] | None = None,
+    source: str = "<scenario>",
+) -> Scenario:
+    """The scenario with command-line overrides applied and validated again (cross-field checks included), so
+    ``--duration 5s`` is rejected the same way as ``duration: 5s`` in the file.
 
+    Values go in exactly: ``rate`` as the number itself and ``duration`` in its exact text form, so
+    ``--rate 1234567`` runs 1,234,567 events/s and ``run.json`` says so (``format_count`` is exact as well).
+    """
+    if rate is None and duration is None and repetitions is None and engines is None:
+        return scenario
+    data: dict[str, Any] = copy.deepcopy(scenario.dump())
+    if rate is not None:
+        data["load"]["rate"] = float(rate)
+    if duration is not None:
+        data["duration"] = format_duration_ms(duration)
+    if repetitions is not None:
+        data["repetitions"] = repetitions
+    if engines is not None:
+        by_name = {entry.name: entry for entry in scenario.engines}
+        chosen: list[Any] = []
+        for name in engines:
+            entry = by_name.get(name)
+            chosen.append(entry.model_dump(mode="json") if entry is not None else name)
+        data["engines"] = chosen
+    return parse_scenario(data, source=f"{source} (with command-line overrides)")
+
+
+def _engine_setting_errors(scenario: Scenario) -> list[str]:
     lines: list[str] = []
     for index, entry in enumerate(scenario.engines):
         try:
@@ -405,7 +757,15 @@ def _error_lines(exc: ValidationError) -> list[str]:
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
-    parts = [str(part) for part in loc if part not in _UNION_TAGS and not str(part).startswith("function-")]
+    """``('load', 'shape', 'steps', 'steps', 0, 'rate')`` → ``load.shape.steps.0.rate``: pydantic puts the
+    union member's tag after the union field; the field named like a tag stays."""
+    parts: list[str] = []
+    previous = None
+    for part in loc:
+        text = str(part)
+        if not (previous == "shape" and text in _UNION_TAGS) and not text.startswith("function-"):
+            parts.append(text)
+        previous = text
     return ".".join(parts)
 
 

@@ -144,12 +144,28 @@ class JobSpec:
         return cls(**data)
 
 
-def is_measured(
-    window_end: np.ndarray, *, warmup_end_ms: int, load_end_ms: int, watermark_delay_ms: int
-) -> np.ndarray:
-    """Which windows' latencies count (bool per window end): ending after the warm-up, and closed by the load's
-    own events. The largest event time the load carries is below ``load_end``, so the watermark stays below
-    ``load_end − D``: a window with ``end + D >= load_end`` can only be closed by the end-of-run records, whose
-    event time jumps ahead, and its latency says nothing about the engine (its correctness is still judged)."""
+# ----------------------------------------------------------------------------------------------- measured windows
+def is_measured(window_end: Any, *, warmup_end_ms: int, load_end_ms: int, watermark_delay_ms: int) -> np.ndarray:
+    """Which windows count in the figures (bool, one per ``window_end``, epoch ms or any common origin).
+
+    A window counts when it ends after the warm-up (``window_end > warmup_end_ms``) and the load's own events can
+    close it: an event with ``ts >= window_end + D`` lies inside the load, i.e. ``window_end + D < load_end_ms``.
+    Strictly less: every event's ``ts`` is below ``load_end_ms``, so when ``window_end + D == load_end_ms`` only
+    the end-of-run records close the window, and its latency would measure the flush, not the engine.
+    """
     ends = np.asarray(window_end, dtype=np.int64)
     return (ends > warmup_end_ms) & (ends + watermark_delay_ms < load_end_ms)
+
+
+def measured_window_count(windows: Windows, *, warmup_ms: int, duration_ms: int) -> int:
+    """How many windows :func:`is_measured` counts for a load of ``duration_ms`` whose first ``warmup_ms`` are
+    warm-up, starting at a multiple of the window slide (as the generator aligns it).
+
+    Window ends are then the multiples ``k * S`` (k >= 1) of the slide counted from the load start, and the count
+    is the number of k with ``k*S > warmup`` and ``k*S + D < duration`` — the same rule in closed form, so a
+    day-long scenario with a 1 ms slide costs nothing to check.
+    """
+    slide = windows.slide_ms
+    last = (duration_ms - windows.watermark_delay_ms - 1) // slide  # largest k with k*S + D < duration
+    first = warmup_ms // slide + 1  # smallest k with k*S > warmup
+    return max(0, last - first + 1)

@@ -30,13 +30,13 @@ PARALLELISM = 2
 
 
 def smoke_on(bootstrap: str, engine: dict[str, Any]) -> Any:
-    """The smoke scenario, shortened to one measured window (20 s load, 10 s of it warm-up), with Kafka external
-    and one engine pointed at its cluster."""
+    """The smoke scenario, shortened to the three measured windows a scenario needs (28 s load, 10 s of it
+    warm-up, 5 s windows), with Kafka external and one engine pointed at its cluster."""
     data = copy.deepcopy(load_scenario(ROOT / "scenarios" / "smoke.yaml").dump())
     data["kafka"] = {"mode": "external", "bootstrap": bootstrap, "partitions": PARALLELISM}
     data["engines"] = [engine]
     scenario = parse_scenario(data, source="smoke.yaml (cluster test)")
-    return apply_overrides(scenario, duration=20_000, source="smoke.yaml (cluster test)")
+    return apply_overrides(scenario, duration=28_000, source="smoke.yaml (cluster test)")
 
 
 def run_and_check(scenario: Any, out: Path) -> tuple[Path, dict[str, Any]]:

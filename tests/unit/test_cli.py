@@ -45,7 +45,7 @@ def test_validate_reports_every_error_one_line_per_field_without_traceback(tmp_p
 
 def test_run_refuses_a_bad_scenario_before_starting_or_writing_anything(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: bad\nduration: 30s\nwarmup: 5s\nload: {rate: 1k}\nengines: [sprak]\n")
+    bad.write_text("name: bad\nduration: 40s\nwarmup: 5s\nload: {rate: 1k}\nengines: [sprak]\n")
     out = tmp_path / "results"
     done = bench("run", str(bad), "--out", str(out))
     assert done.returncode == 2
@@ -73,6 +73,8 @@ def test_overrides_are_validated_like_the_file(tmp_path: Path) -> None:
         (["--duration", "10"], "Invalid value for '--duration': must be a duration with a unit such as 500ms, 10s, "
                                "2m or 1h (got '10')"),
         (["--rate", "0"], "Invalid value for '--rate': must be > 0 (got '0')"),
+        (["--rate", "200M"], "Invalid value for '--rate': must be at most 100M events/s, far beyond what one broker "
+                             "and one generator host carry; check the number (got 200M)"),
     ],
 )
 def test_bad_option_values(args: list[str], message: str) -> None:
@@ -85,3 +87,74 @@ def test_missing_scenario_file() -> None:
     done = bench("validate", "scenarios/nope.yaml")
     assert done.returncode == 2
     assert done.stderr.splitlines()[0] == "scenarios/nope.yaml: cannot read the scenario file: No such file or directory"
+
+
+def test_values_that_cannot_hurt_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\nduration: 1m\nwarmup: 10s\n"
+        "load: {rate: .inf, users: 300000000, payload_size: 2MiB, shape: {type: ramp, to: .nan}}\n"
+        "engines: [{engine: flink, label: Flink}, flink]\n"
+    )
+    lines = [
+        f"{bad}: load.rate: must be a finite number of events/s such as 500, 20k or 1.5M (got inf)",
+        f"{bad}: load.shape.to: must be a finite number of events/s such as 500, 20k or 1.5M (got nan)",
+        f"{bad}: load.users: must be <= 1000000: every generator worker and the oracle hold all user names in memory "
+        "(about 240 MB per million users per process); use fewer users (got 300000000)",
+        f"{bad}: load.payload_size: must be <= 999000 bytes: a record, key and framing included, must fit the "
+        "producer's message.max.bytes (1,000,000 in librdkafka) (got 2097152)",
+    ]
+    done = bench("validate", str(bad))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines() == [*lines, "4 error(s); nothing was started."]
+    out = tmp_path / "results"
+    done = bench("run", str(bad), "--out", str(out))
+    assert done.returncode == 2 and done.stderr.splitlines()[:4] == lines
+    assert not out.exists()
+
+
+def test_colliding_labels_and_too_few_windows_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nduration: 40s\nwarmup: 10s\nload: {rate: 1k}\n"
+                   "engines: [{engine: flink, label: Flink}, flink]\n")
+    done = bench("validate", str(bad))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"{bad}: duration: measures 2 window(s), at least 3 are needed (a window counts when it ends after warmup "
+        "and at least window.watermark_delay before the load ends); make duration longer than 42s, or shorten "
+        "warmup or window.size (got 40s)",
+        f"{bad}: engines.1.label: collides with engines.0 ('Flink'): Kafka topic names do not tell '.' from '_', "
+        "and some file systems do not tell upper from lower case; choose another label (got 'flink')",
+        "2 error(s); nothing was started.",
+    ]
+
+
+def test_run_rate_override_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bench run --rate 1234567` hands the runner 1,234,567 events/s, and run.json records that number."""
+    import json
+
+    from click.testing import CliRunner
+
+    import harness.runner
+    from harness import results
+    from harness.cli import cli
+    from harness.runner import RunOutcome
+    from harness.units import parse_count
+
+    seen = []
+
+    def fake_run(scenario, out, **_):  # type: ignore[no-untyped-def]
+        seen.append(scenario)
+        results.write_run_info(out, scenario, {})
+        return RunOutcome(out, "complete", None, [])
+
+    monkeypatch.setattr(harness.runner, "run_scenario", fake_run)
+    done = CliRunner().invoke(
+        cli, ["run", str(ROOT / "scenarios" / "smoke.yaml"), "--rate", "1234567", "--duration", "61234ms",
+              "--out", str(tmp_path)]
+    )
+    assert done.exit_code == 0, done.output
+    [scenario] = seen
+    assert scenario.load.rate == 1_234_567 and scenario.duration == 61_234
+    stored = json.loads((tmp_path / "run.json").read_text())["scenario"]
+    assert parse_count(stored["load"]["rate"]) == 1_234_567 and stored["duration"] == "61234ms"

@@ -16,7 +16,8 @@ START = 1_764_072_000_000
 
 
 def scenario(**load: Any) -> Scenario:
-    data = {"name": "t", "duration": "10s", "seed": 7, "load": {"rate": "20k", **load}, "engines": ["x"]}
+    data = {"name": "t", "duration": "10s", "seed": 7, "load": {"rate": "20k", **load}, "window": {"size": "1s"},
+            "engines": ["x"]}  # 1 s windows: a 10 s load must measure >= 3 windows to be a valid scenario
     return parse_scenario(data, check_engines=False)
 
 

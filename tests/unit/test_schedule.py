@@ -211,7 +211,7 @@ def test_wait_until_sleeps_to_the_start() -> None:
 # ------------------------------------------------------------------------------- send loop and self-check
 def run_send_loop(rate: str, cost_ms_per_record: float, workers: int = 1) -> tuple[WorkerStats, list[int]]:
     """The worker send loop over a 4 s load with a fake clock; sending a record costs ``cost_ms_per_record``."""
-    sc = parse_scenario({"name": "t", "duration": "4s", "warmup": "1s", "window": {"size": "1s"},
+    sc = parse_scenario({"name": "t", "duration": "4s", "warmup": "1s", "window": {"size": "500ms", "watermark_delay": "0ms"},
                          "load": {"rate": rate, "users": 10}, "engines": ["x"]}, check_engines=False)
     plan = EventPlan.from_scenario(sc, START)
     clock = FakeClock(START - 200.0)
