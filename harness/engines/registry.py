@@ -10,6 +10,7 @@ import importlib
 from harness.engines.base import Engine
 
 BUILTIN: dict[str, str] = {
+    "calibration": "harness.engines.python_count:CalibrationEngine",
     "spark": "harness.engines.spark:SparkEngine",
     "flink": "harness.engines.flink:FlinkEngine",
     "flink-python": "harness.engines.flink:FlinkPythonEngine",

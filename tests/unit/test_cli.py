@@ -19,7 +19,7 @@ def bench(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 def test_version_and_engines() -> None:
     assert bench("--version").stdout.strip() == "bench, version 0.1.0"
     names = [line.split()[0] for line in bench("engines").stdout.splitlines()]
-    assert names == ["flink", "flink-python", "spark"]
+    assert names == ["calibration", "flink", "flink-python", "spark"]
 
 
 def test_validate_prints_the_resolved_scenario() -> None:
@@ -50,7 +50,7 @@ def test_run_refuses_a_bad_scenario_before_starting_or_writing_anything(tmp_path
     done = bench("run", str(bad), "--out", str(out))
     assert done.returncode == 2
     assert done.stderr.splitlines()[0] == (
-        f"{bad}: engines.0.engine: unknown engine 'sprak'; registered engines: flink, flink-python, spark; "
+        f"{bad}: engines.0.engine: unknown engine 'sprak'; registered engines: calibration, flink, flink-python, spark; "
         "or give a module:Class path"
     )
     assert not out.exists()

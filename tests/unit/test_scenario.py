@@ -88,7 +88,7 @@ BAD_CASES = [
     ({"kafka.partitions": 0}, "s.yaml: kafka.partitions: must be >= 1 (got 0)"),
     ({"engines": []}, "s.yaml: engines: must have at least 1 item(s) (got a list)"),
     ({"engines": ["sprak"]},
-     "s.yaml: engines.0.engine: unknown engine 'sprak'; registered engines: flink, flink-python, spark; or give a module:Class path"),
+     "s.yaml: engines.0.engine: unknown engine 'sprak'; registered engines: calibration, flink, flink-python, spark; or give a module:Class path"),
     ({"engines": [{"engine": FAKE, "settings": {"mode": "medium"}}]},
      "s.yaml: engines.0.settings.mode: must be one of 'fast' or 'slow' (got 'medium')"),
     ({"engines": [{"engine": FAKE, "settings": {"mdoe": "fast"}}]},

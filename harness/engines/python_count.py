@@ -1,0 +1,196 @@
+"""The calibration engine: the windowed count in one small Python process, no JVM
+(:mod:`harness.engines.jobs.python_count_job`).
+
+It does what Spark and Flink do — same input, same windows, watermark and output — at close to no cost, so a run
+of it measures the harness itself: the highest rate it keeps up with is the ceiling of the load path (generator +
+broker + collector) on this machine, and its result latency − D is the latency floor the harness adds to every
+engine's figures (consumer fetch, one batch, producer, broker append, collector).
+
+Test engines with a known truth (``tests/engines.py``) subclass it and expose the job's knobs (extra latency, a
+capacity, wrong answers, malformed or transactional output); the built-in engine exposes none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import uuid
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar
+
+import psutil
+
+from harness.engines.base import Engine, EngineContext, EngineSettings
+from harness.engines.jobs.python_count_job import BATCH, READY_MARKER
+from harness.errors import EngineError
+from harness.proc import ManagedProcess
+from harness.units import format_duration_ms
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+METRICS_FILE = "python-count-metrics.jsonl"
+"""In the run directory: one ``{"t_ms", "rows", ...}`` sample a second, written by the job."""
+TRANSACTIONS_FILE = "python-count-transactions.jsonl"
+"""In the run directory, transactional output only: one line per window with its write and commit times."""
+
+
+class CalibrationSettings(EngineSettings):
+    """The ``calibration`` engine has no settings: it is the reference every other engine is held against."""
+
+
+class CalibrationEngine(Engine):
+    """The windowed count as one Python consumer/producer process. The runner calls start → wait_ready → (load,
+    with check and metrics every second or two) → metrics → stop; stop is safe at any point."""
+
+    name: ClassVar[str] = "calibration"
+    description: ClassVar[str] = (
+        "JVM-free windowed count in one Python process (consumer, dict counts, producer): its capacity is the "
+        "harness's own ceiling (generator + broker + collector), its result latency - D the harness's floor"
+    )
+    Settings: ClassVar[type[EngineSettings]] = CalibrationSettings
+
+    def __init__(self, settings: EngineSettings, context: EngineContext) -> None:
+        super().__init__(settings, context)
+        self._process: ManagedProcess | None = None
+        self._transactional_id = f"bench-python-count-{uuid.uuid4().hex}"
+
+    # -------------------------------------------------------------------------------------------- locations
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.context.run_dir)
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "python-count.log"
+
+    @property
+    def spec_path(self) -> Path:
+        return self.run_dir / "python-count-spec.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / METRICS_FILE
+
+    @property
+    def transactions_path(self) -> Path:
+        return self.run_dir / TRANSACTIONS_FILE
+
+    def knob(self, name: str, default: Any = None) -> Any:
+        """A job knob from the settings (test engines have them; the calibration engine's settings do not)."""
+        return getattr(self.settings, name, default)
+
+    @property
+    def read_committed(self) -> bool:
+        return bool(self.knob("transactional", False))
+
+    # -------------------------------------------------------------------------------------------- lifecycle
+    def job_spec(self) -> dict[str, Any]:
+        """The JobSpec the job is given: the run's spec with the knobs and where the side channels go."""
+        settings = {
+            **self.settings.model_dump(mode="json"),
+            "metrics_file": str(self.metrics_path),
+            "transactions_file": str(self.transactions_path),
+            "transactional_id": self._transactional_id,
+        }
+        return dataclasses.replace(self.context.spec, settings=settings).to_json()
+
+    def start(self) -> None:
+        if self._process is not None:
+            raise EngineError(f"{self.name}: start() called twice")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.spec_path.write_text(json.dumps(self.job_spec(), indent=2) + "\n")
+        env = {**os.environ, **self.context.extra_env, "PYTHONUNBUFFERED": "1"}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+        argv = [sys.executable, "-m", "harness.engines.jobs.python_count_job", "--spec", str(self.spec_path)]
+        self._process = ManagedProcess(f"{self.name} job", argv, self.log_path, env=env, cwd=self.run_dir,
+                                       error_class=EngineError)
+        self._process.start()
+
+    def wait_ready(self, timeout: float) -> None:
+        if self._process is None:
+            raise EngineError(f"{self.name}: wait_ready() before start()")
+        try:
+            self._process.wait_for_line(rf"^{READY_MARKER}$", timeout,
+                                        hint="the log above says why (is the broker reachable from this host?)")
+        except EngineError:
+            self.stop()  # nothing half-started survives a failed start
+            raise
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop(grace=10.0)
+
+    def check(self) -> None:
+        if self._process is not None and self._process.returncode is not None:
+            raise EngineError(self._process.failure_message(
+                f"job exited with code {self._process.returncode} during the run"))
+
+    # ------------------------------------------------------------------------------------------- reporting
+    def fairness(self) -> dict[str, str]:
+        spec = self.context.spec
+        return {
+            "output_mode": "append: each (window, user) once, when the window is final",
+            "trigger": f"per record (consumed in batches of up to {BATCH:,}; windows close after each batch)",
+            "watermark": f"max event time over all partitions − {format_duration_ms(spec.watermark_delay_ms)}, "
+            "advanced after each consumed batch",
+            "late_events": "dropped for windows already final (watermark ≥ end)",
+            "checkpointing": "off",
+            "delivery": "exactly-once (transactions)" if self.read_committed else "at-least-once",
+            "parallelism": "1",
+            "partitions": str(spec.partitions),
+            "deployment": "local",
+        }
+
+    def samples(self) -> list[dict[str, Any]]:
+        """Every metrics sample the job wrote so far, oldest first (a line being written is read next time)."""
+        rows = []
+        try:
+            with open(self.metrics_path, encoding="utf-8") as file:
+                for line in file:
+                    if line.endswith("\n"):
+                        rows.append(json.loads(line))
+        except FileNotFoundError:
+            pass
+        return rows
+
+    def metrics(self) -> dict[str, Any]:
+        """``input_rows``: cumulative input records consumed, about once a second (``{"t_ms", "rows"}``);
+        ``processed_series``: the rate between consecutive samples (``{"t_ms", "processed"}``, rows/s); the job's
+        late-event, result and bad-input counters at the last sample."""
+        samples = self.samples()
+        last = samples[-1] if samples else {}
+        return {
+            "metrics_file": str(self.metrics_path),
+            "job_exit_code": None if self._process is None else self._process.returncode,
+            "input_rows": [{"t_ms": s["t_ms"], "rows": s["rows"]} for s in samples],
+            "processed_series": processed_series(samples),
+            "late_dropped": last.get("late_dropped"),
+            "results": last.get("results"),
+            "bad_input": last.get("bad_input"),
+            "watermark_ms": last.get("watermark_ms"),
+        }
+
+    def processes(self) -> list[psutil.Process]:
+        return [] if self._process is None else self._process.processes()
+
+    def log_files(self) -> list[Path]:
+        paths = (self.log_path, self.metrics_path, self.transactions_path, self.spec_path)
+        return [path for path in paths if path.exists()]
+
+    def versions(self) -> dict[str, str]:
+        import confluent_kafka
+
+        return {"confluent-kafka": metadata.version("confluent-kafka"), "librdkafka": confluent_kafka.libversion()[0]}
+
+
+def processed_series(samples: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Rows/s between consecutive ``{"t_ms", "rows"}`` samples, stamped at the later one."""
+    series = []
+    for before, after in zip(samples, samples[1:]):
+        seconds = (after["t_ms"] - before["t_ms"]) / 1000
+        if seconds > 0:
+            series.append({"t_ms": after["t_ms"], "processed": (after["rows"] - before["rows"]) / seconds})
+    return series
