@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import workload
 from harness.oracle import Expected
 from harness.workload import FLUSH_USER, PAIR_KEY
 
@@ -96,11 +97,9 @@ class Judgement:
 
 
 def visible_ms(records: pd.DataFrame, *, read_committed: bool) -> np.ndarray:
-    """When each record became readable on the result topic (see the module docstring), epoch ms."""
-    append = records["append_ms"].to_numpy(dtype=np.int64)
-    if read_committed and "receive_ms" in records:
-        return np.maximum(append, records["receive_ms"].to_numpy(dtype=np.int64))
-    return append
+    """When each record became readable on the result topic (:func:`harness.workload.visible_ms`), epoch ms."""
+    receive = records["receive_ms"] if "receive_ms" in records else records["append_ms"]
+    return workload.visible_ms(records["append_ms"].to_numpy(), receive.to_numpy(), read_committed=read_committed)
 
 
 def ordered(records: pd.DataFrame) -> pd.DataFrame:

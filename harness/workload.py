@@ -169,3 +169,12 @@ def measured_window_count(windows: Windows, *, warmup_ms: int, duration_ms: int)
     last = (duration_ms - windows.watermark_delay_ms - 1) // slide  # largest k with k*S + D < duration
     first = warmup_ms // slide + 1  # smallest k with k*S > warmup
     return max(0, last - first + 1)
+
+
+def visible_ms(append_ms: np.ndarray, receive_ms: np.ndarray, *, read_committed: bool) -> np.ndarray:
+    """When result records became visible to a consumer of the result topic, epoch ms: the broker append time
+    (LogAppendTime), or for transactional output read ``read_committed`` the later of append and the collector's
+    receive time — such a record is readable only once its transaction commits, after its append (the error
+    bound of the receive time is stated and tested in :mod:`harness.collector`)."""
+    append = np.asarray(append_ms, dtype=np.int64)
+    return np.maximum(append, np.asarray(receive_ms, dtype=np.int64)) if read_committed else append
