@@ -6,7 +6,8 @@ The engine's processed rate is one quantity for every engine: **input rows consu
 from the cumulative input-row samples the engine reports (``metrics()["input_rows"]``: Spark's numInputRows
 summed over its micro-batches, stamped at each batch's end; Flink's source numRecordsIn counter; the
 calibration engine's own count). The cumulative count is interpolated linearly between samples and held flat
-after the last one (an engine that reports no progress is taken as making none).
+after the last one (an engine that reports no progress is taken as making none); the rate over a span is the
+slope of a least-squares line through it, second by second.
 """
 
 from __future__ import annotations
@@ -48,11 +49,14 @@ class InputRows:
         return np.interp(np.asarray(t_ms, dtype=np.float64), self.t_ms, self.rows, left=np.nan, right=self.rows[-1])
 
     def rate(self, from_ms: float, until_ms: float) -> float | None:
-        """Mean rows/s over ``[from_ms, until_ms)``; None when the samples do not reach back to ``from_ms``."""
-        low, high = self.at(np.array([from_ms, until_ms]))
-        if not np.isfinite(low) or until_ms <= from_ms:
+        """Rows/s over ``[from_ms, until_ms]``: the least-squares slope of the cumulative count sampled every
+        second (a fit over the whole span, so one micro-batch more or less at either end barely moves it); None
+        when the samples do not reach back to ``from_ms`` or the span is under 2 s."""
+        t = np.arange(from_ms, until_ms + 1, 1000.0)
+        rows = self.at(t)
+        if t.size < 3 or not np.isfinite(rows[0]):
             return None
-        return float((high - low) / ((until_ms - from_ms) / 1000.0))
+        return float(np.polyfit((t - t[0]) / 1000.0, rows, 1)[0])
 
 
 def per_second_series(

@@ -16,7 +16,8 @@ def test_input_rows_interpolate_between_samples_and_hold_after_the_last() -> Non
     rows = InputRows([{"t_ms": 1_000, "rows": 0}, {"t_ms": 3_000, "rows": 4_000}, {"t_ms": 5_000, "rows": 6_000}])
     assert rows.at(2_000) == 2_000 and rows.at(4_000) == 5_000 and rows.at(9_000) == 6_000
     assert np.isnan(rows.at(500))
-    assert rows.rate(1_000, 5_000) == pytest.approx(1_500.0)  # 6 000 rows in 4 s
+    steady = InputRows([{"t_ms": 1_000, "rows": 0}, {"t_ms": 5_000, "rows": 6_000}])
+    assert steady.rate(1_000, 5_000) == pytest.approx(1_500.0)  # 6 000 rows in 4 s
     assert rows.rate(500, 5_000) is None  # the samples do not reach back that far
     assert not InputRows([{"t_ms": 1, "rows": 1}])  # one sample is no rate
 
