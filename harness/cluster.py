@@ -30,28 +30,11 @@ from typing import Any
 import yaml
 
 from harness import jvm
-from harness.errors import ServiceError
+from harness.distributions import flink_home, flink_shipped_config, spark_home
 from harness.kafka.embedded import free_port
 from harness.proc import ManagedProcess
 
 HOST = "127.0.0.1"
-
-
-def spark_home() -> Path:
-    """The Spark distribution inside the pyspark wheel (``bin/spark-class``, ``bin/spark-submit``, ``jars/``)."""
-    import pyspark
-
-    return Path(pyspark.__file__).resolve().parent
-
-
-def flink_home() -> Path:
-    """The Flink distribution inside the apache-flink wheel (``bin/``, ``lib/``, ``conf/``)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("pyflink")
-    if spec is None or spec.origin is None:
-        raise ServiceError("pyflink is not installed in this Python: pip install apache-flink (see requirements.lock)")
-    return Path(spec.origin).parent
 
 
 def _get_json(url: str, timeout: float = 2.0) -> Any:
@@ -220,8 +203,7 @@ class FlinkSession(_Cluster):
     def config(self) -> dict[str, Any]:
         """The cluster's configuration: PyFlink's shipped ``config.yaml`` (JVM options Java 17 needs) with every
         address on 127.0.0.1, free ports, and our slots and memory."""
-        shipped = yaml.safe_load((flink_home() / "conf" / "config.yaml").read_text()) or {}
-        config = _flatten(shipped)
+        config = flink_shipped_config()
         config.update({
             "jobmanager.rpc.address": HOST,
             "jobmanager.rpc.port": self.rpc_port,
@@ -237,6 +219,8 @@ class FlinkSession(_Cluster):
             "rest.port": self.rest_port,
             "blob.server.port": "0",
             "parallelism.default": self.slots,
+            # the REST API serves metrics cached this long (default 10 s); engines sample once a second
+            "metrics.fetcher.update-interval": "1000",
             "io.tmp.dirs": str(self.work_dir / "tmp"),
             "web.tmpdir": str(self.work_dir / "web"),
         })  # fmt: skip
@@ -290,16 +274,3 @@ class FlinkSession(_Cluster):
     def jobs(self) -> list[dict[str, Any]]:
         """The cluster's jobs (id, name, state), to check a job really ran here."""
         return list(_get_json(f"{self.rest_url}/jobs/overview").get("jobs", []))
-
-
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested YAML keys as Flink's dotted keys (``env: {java: {opts: …}}`` → ``env.java.opts…``), so our
-    overrides replace them instead of sitting beside them."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat

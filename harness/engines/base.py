@@ -5,20 +5,28 @@ The runner drives every engine through the same phases, one engine at a time::
     engine = EngineClass(settings, context)   # settings validated against EngineClass.Settings
     engine.start()                            # launch the job process; returns quickly
     engine.wait_ready(timeout)                # job running and reading the (still empty) input topic
-    ... load is sent, results are collected ...
-    engine.metrics()                          # the engine's own view (rows/s, batch durations, checkpoints)
+    ... load is sent, results are collected; engine.check() and engine.metrics() are called along the way ...
+    engine.metrics()                          # the engine's own view (input rows consumed, batches, checkpoints)
     engine.stop()                             # TERM then KILL, no process left behind; idempotent
 
 The job code that runs inside the engine lives in ``harness/engines/jobs/`` and takes its semantics from
-:mod:`harness.workload` through the :class:`~harness.workload.JobSpec` it is given.
+:mod:`harness.workload` through the :class:`~harness.workload.JobSpec` it is given. Engines whose job is a child
+process on this host build on :class:`harness.engines.process.ProcessEngine`.
+
+The public plug-in interface is :class:`Engine`, :class:`EngineSettings`, :class:`EngineContext`,
+:class:`Setting` and :data:`FAIRNESS_KEYS` (with :class:`~harness.workload.JobSpec`,
+:class:`~harness.proc.ManagedProcess` and :mod:`harness.errors`).
 """
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union
 
 import psutil
 from pydantic import BaseModel, ConfigDict
@@ -36,8 +44,64 @@ FAIRNESS_KEYS = (
     "partitions",
     "deployment",
 )
-"""Settings that change what or when results are emitted; every engine reports each one (``"n/a"`` if it has no
-such knob) so the report's fairness table can put them side by side."""
+"""Settings that change what or when results are emitted; every engine reports each one (``Setting("n/a")`` if
+it has no such knob) so the report's fairness table can put them side by side."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One fairness setting of one engine: ``value`` is what engines are compared on, ``detail`` what the report
+    shows beside it. Two engines differ on a key exactly when their ``value`` strings differ, so a value says the
+    semantics in the shared vocabulary below and nothing engine-specific; how the engine gets there goes in
+    ``detail``.
+
+    Vocabulary of ``value`` (``D``, ``N``, ``T`` are numbers; durations always in whole milliseconds):
+
+    ============== =====================================================================================
+    key            values
+    ============== =====================================================================================
+    output_mode    ``append`` (each (window, user) once, when final) · ``update`` (re-emitted on change)
+    trigger        ``micro-batch, as fast as possible`` · ``micro-batch every T ms`` (either may end in
+                   ``, at most N records per batch``) · ``per record`` · ``per bundle (at most N records
+                   or T ms)``
+    watermark      ``D ms, global (max over partitions)`` · ``D ms, per partition (min over partitions)``
+                   · ``D ms, per source subtask (min over subtasks)``
+    late_events    ``dropped`` · ``kept``
+    checkpointing  ``off`` · ``every micro-batch`` · ``T ms``
+    delivery       ``at-least-once`` · ``exactly-once``
+    parallelism    ``N`` (tasks working on the window aggregate at once); ``N, M shuffle partitions`` when
+                   an engine's override splits the state over another number of partitions
+    partitions     ``N`` (Kafka input partitions)
+    deployment     ``local`` (one host, in-process cluster) · ``cluster``
+    ============== =====================================================================================
+    """
+
+    value: str
+    """Normalised, compared across engines."""
+    detail: str = ""
+    """Engine-specific explanation, shown in the report; never compared."""
+
+    def __str__(self) -> str:
+        return f"{self.value} ({self.detail})" if self.detail else self.value
+
+    @classmethod
+    def of(cls, raw: Setting | str | Mapping[str, Any]) -> Setting:
+        """A Setting from what an engine returned (a plain ``str`` is the value) or from its JSON form
+        (``{"value": …, "detail": …}`` as stored in a result)."""
+        if isinstance(raw, Setting):
+            return raw
+        if isinstance(raw, Mapping):
+            return cls(str(raw.get("value", "")), str(raw.get("detail", "") or ""))
+        return cls(str(raw))
+
+
+FairnessValue = Union[Setting, str]
+"""What :meth:`Engine.fairness` maps each key to: a :class:`Setting`, or (third-party engines) a plain string."""
+
+
+def normalise_fairness(values: Mapping[str, FairnessValue | Mapping[str, Any]]) -> dict[str, Setting]:
+    """Every entry of an engine's :meth:`~Engine.fairness` (or of its stored JSON form) as a :class:`Setting`."""
+    return {key: Setting.of(value) for key, value in values.items()}
 
 
 class EngineSettings(BaseModel):
@@ -46,14 +110,29 @@ class EngineSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class EngineContext:
     """What the runner gives an engine for one run (one engine × one repetition)."""
 
     spec: JobSpec
     run_dir: Path
     """This engine × repetition's directory: the engine writes its logs, metrics and state (checkpoints) here."""
-    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __init__(self, spec: JobSpec, run_dir: Path | str, **deprecated: Any) -> None:
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "run_dir", Path(run_dir))
+        if "extra_env" in deprecated:
+            deprecated.pop("extra_env")
+            warnings.warn("EngineContext(extra_env=...) is ignored and will be removed: no engine reads it",
+                          DeprecationWarning, stacklevel=2)
+        if deprecated:
+            raise TypeError(f"EngineContext() got unexpected keyword arguments: {', '.join(sorted(deprecated))}")
+
+    @property
+    def extra_env(self) -> dict[str, str]:
+        """Deprecated, always empty: the runner never filled it and the built-in engines no longer read it."""
+        warnings.warn("EngineContext.extra_env is deprecated and always empty", DeprecationWarning, stacklevel=2)
+        return {}
 
 
 class Engine(ABC):
@@ -87,18 +166,31 @@ class Engine(ABC):
         """Stop the job: TERM, then KILL after a grace period. Idempotent; called even after a failed start."""
 
     @abstractmethod
-    def fairness(self) -> dict[str, str]:
-        """The value of every :data:`FAIRNESS_KEYS` setting for this run, in words."""
+    def fairness(self) -> dict[str, FairnessValue]:
+        """Every :data:`FAIRNESS_KEYS` setting for this run as a :class:`Setting` in the shared vocabulary (see
+        there). A plain string is accepted too and counts as the value. Called once, after the run."""
 
     def check(self) -> None:
         """Raise :class:`~harness.errors.EngineError` (with the log tail) if the job has died. Called by the
         runner every second or so while load is sent and results are drained."""
 
     def metrics(self) -> dict[str, Any]:
-        """The engine's own metrics so far (JSON-serialisable). Called during and after the run.
+        """The engine's own metrics so far (JSON-serialisable). Called every few seconds during the load and once
+        after the drain, before :meth:`stop`.
 
-        If the engine knows its processing rate, ``metrics()["processed_series"]`` is a list of
-        ``{"t_ms": epoch ms, "processed": input rows/s}`` samples: the report's "processed (engine)" rate."""
+        Contract of the keys the harness reads (all optional; an engine that cannot know them leaves them out):
+
+        ``input_rows``
+            ``[{"t_ms": int, "rows": int}, ...]`` in time order: ``rows`` is the cumulative number of input
+            records the job has consumed from the input topic since it started, as observed at epoch
+            millisecond ``t_ms``; sampled about once a second while the job runs (samples may be denser or
+            sparser where the engine only learns the count in steps, e.g. once per micro-batch). ``rows`` never
+            decreases. The harness takes the engine's processed rate as Δrows/Δt over the measured span and its
+            input lag as records sent − rows consumed, the same way for every engine.
+        ``processed_series``
+            ``[{"t_ms": int, "processed": float}, ...]``: the engine's own processing rate in input rows/s at
+            ``t_ms`` (kept for older reports; derive new figures from ``input_rows``).
+        """
         return {}
 
     def processes(self) -> list[psutil.Process]:
@@ -109,6 +201,35 @@ class Engine(ABC):
         """Log files to keep with the result (already inside ``context.run_dir`` or copied there)."""
         return []
 
-    def versions(self) -> dict[str, str]:
-        """Engine and connector versions, for the environment fingerprint."""
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        """Engine and connector versions, for the environment fingerprint (see :func:`engine_versions`)."""
         return {}
+
+
+def engine_versions(engine_classes: Mapping[str, type[Engine]] | Iterable[type[Engine]]) -> dict[str, dict[str, str]]:
+    """``{label: {component: version}}`` of the engines of a run, for the environment fingerprint. Takes the
+    runner's label → class mapping, or classes (labelled by their ``name``). Called once per run, before any
+    engine starts, so :meth:`Engine.versions` is called on the class.
+
+    A third-party engine that still defines ``versions`` as an instance method gets a DeprecationWarning and is
+    asked through an instance created without ``__init__``; if that fails its entry holds the error."""
+    if isinstance(engine_classes, Mapping):
+        items = list(engine_classes.items())
+    else:
+        items = [(engine_class.name, engine_class) for engine_class in engine_classes]
+    found: dict[str, dict[str, str]] = {}
+    for label, engine_class in items:
+        try:
+            found[label] = {str(k): str(v) for k, v in _class_versions(engine_class).items()}
+        except Exception as exc:  # noqa: BLE001 - one engine's broken versions() must not cost the run
+            found[label] = {"error": f"{type(exc).__name__}: {exc}"}
+    return found
+
+
+def _class_versions(engine_class: type[Engine]) -> dict[str, str]:
+    if isinstance(inspect.getattr_static(engine_class, "versions"), (classmethod, staticmethod)):
+        return engine_class.versions()
+    warnings.warn(f"{engine_class.__name__}.versions() should be a classmethod (it is called before the engine "
+                  "is created)", DeprecationWarning, stacklevel=3)
+    return engine_class.versions(engine_class.__new__(engine_class))  # type: ignore[call-arg,arg-type]

@@ -1,30 +1,35 @@
 """Apache Flink engines: the windowed count in SQL (``flink``) and with Python functions (``flink-python``).
 
-Both run their job (``harness/engines/jobs/flink_sql_job.py`` / ``flink_python_job.py``) in a process of its own,
-started through :class:`~harness.proc.ManagedProcess`, with the venv's PyFlink:
+Both run their job (``harness/engines/jobs/flink_sql_job.py`` / ``flink_python_job.py``) in a process of its own
+(:class:`~harness.engines.process.ProcessEngine`) with the venv's PyFlink:
 
-- **Local (default)**: the job's JVM hosts a MiniCluster with ``spec.parallelism`` slots. Its REST endpoint binds
-  127.0.0.1 on a free port chosen here; readiness, metrics and the job id come from there.
+- **Local (default)**: the job's JVM hosts a MiniCluster with ``spec.parallelism`` slots. Everything it and the
+  job's Python process listen on (REST endpoint, blob server, PyFlink's Python worker pool) binds
+  ``bind_address``, 127.0.0.1 by default; the REST port is a free one chosen here.
 - **Session cluster** (``jobmanager: host:port``): the job is submitted with PyFlink's ``bin/flink run -t remote``
-  (attached; ``-py``, with the harness package shipped as a zip via ``-pyfs``), the REST endpoint is the
-  JobManager's, and :meth:`FlinkEngine.stop` cancels the job there before stopping the client.
+  attached with shutdown-on-attached-exit (``-sae``: the client cancels the job when it is terminated, e.g. when
+  ``bench`` dies), ``-py`` with the harness package shipped as a zip via ``-pyfs``. The REST endpoint is the
+  JobManager's; :meth:`FlinkEngine.stop` cancels the job there (by id, or by its unique name when the id is not
+  known yet), and :meth:`FlinkEngine.start` first cancels leftovers of earlier runs whose ``bench`` is gone.
 
 Ready means: the job is RUNNING, every task is RUNNING, and the Kafka source reader has registered every input
 partition (its ``KafkaSourceReader.topic.T.partition.P.currentOffset`` metrics exist), so no record sent after
-``wait_ready`` returns can be missed or read late because the source was still starting.
+``wait_ready`` returns can be missed or read late because the source was still starting. From then until stop a
+background thread samples the source's ``numRecordsIn`` once a second: the ``input_rows`` metric.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import re
+import socket
 import sys
+import threading
 import time
-import urllib.parse
-import urllib.request
 import uuid
-import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -33,32 +38,26 @@ import yaml
 from pydantic import BeforeValidator, Field, model_validator
 
 from harness import jvm, versions
-from harness.engines.base import Engine, EngineContext, EngineSettings
+from harness.distributions import PROJECT_ROOT, flink_home, flink_shipped_config
+from harness.engines.base import EngineContext, EngineSettings, Setting
+from harness.engines.flink_rest import TERMINAL_STATES, FlinkRest
+from harness.engines.jobs import LOOPBACK
+from harness.engines.process import ProcessEngine
 from harness.errors import EngineError
 from harness.kafka.embedded import free_port
 from harness.proc import ManagedProcess
 from harness.scenario import Millis
 from harness.units import format_duration_ms
-
-_REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-_HARNESS_DIR = Path(__file__).resolve().parent.parent
+from harness.workload import JobSpec
 
 METRICS_FILE = "flink-metrics.json"
 """Every metrics snapshot of the run, in the run directory."""
 JOB_LOG = "flink-job.log"
-
-_SOURCE_PARTITION = re.compile(
-    r"\.KafkaSourceReader\.topic\.(?P<topic>.+)\.partition\.(?P<partition>\d+)\.currentOffset$"
-)
-_TASK_METRICS = (
-    "numRecordsInPerSecond",
-    "numRecordsOutPerSecond",
-    "busyTimeMsPerSecond",
-    "backPressuredTimeMsPerSecond",
-    "idleTimeMsPerSecond",
-    "currentInputWatermark",
-)
-_NO_WATERMARK = -9.2e18  # Long.MIN_VALUE as the REST API's double: no watermark yet
+JOB_NAME_PREFIX = "streambench_"
+"""Every Flink job the harness submits is named ``streambench_<host>_<bench pid>_<run tag>_<nonce>``."""
+_JOB_NAME = re.compile(rf"^{JOB_NAME_PREFIX}(?P<host>[^_]+)_(?P<pid>\d+)_(?P<tag>.*)_(?P<nonce>[0-9a-f]{{6}})$")
+SAMPLE_EVERY_S = 1.0
+"""Interval of the ``input_rows`` samples."""
 
 
 def _off_or_duration(value: object) -> object:
@@ -69,6 +68,12 @@ def _host_port(value: object) -> object:
     if value is not None and (not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9.\-]+:\d{1,5}", value)):
         raise ValueError(f"must be host:port of the JobManager's REST endpoint, e.g. flink-jm:8081 (got {value!r})")
     return value
+
+
+def _address(value: object) -> object:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9.:\-]+", value.strip()):
+        raise ValueError(f"must be an IP address or host name such as 127.0.0.1 or 0.0.0.0 (got {value!r})")
+    return value.strip()
 
 
 class FlinkSettings(EngineSettings):
@@ -86,6 +91,9 @@ class FlinkSettings(EngineSettings):
     """Max heap of the local MiniCluster JVM (``-Xmx``); not used with ``jobmanager``."""
     jobmanager: Annotated[str | None, BeforeValidator(_host_port)] = None
     """``host:port`` of a session cluster's REST endpoint; unset: a local MiniCluster in the job's JVM."""
+    bind_address: Annotated[str, BeforeValidator(_address)] = LOOPBACK
+    """Local MiniCluster only: where its REST endpoint and blob server and PyFlink's Python worker pool listen.
+    (Submitting to a session cluster, the client listens on loopback only.)"""
     connector_jar: str | None = None
     """Path of the Kafka SQL connector jar; default: the one ``bench setup`` fetched."""
     log_level: Literal["ERROR", "WARN", "INFO"] = "WARN"
@@ -138,7 +146,7 @@ logger.netty.level = OFF
 """
 
 
-class FlinkEngine(Engine):
+class FlinkEngine(ProcessEngine):
     """Flink Table API / SQL: the windowed count with window TVFs, every operator in the JVM.
 
     :meth:`start` writes the spec, a Flink conf directory (logging, JVM options) and launches the job;
@@ -149,6 +157,8 @@ class FlinkEngine(Engine):
     name: ClassVar[str] = "flink"
     description: ClassVar[str] = "Apache Flink Table API/SQL (window TVFs, operators in the JVM)"
     Settings: ClassVar[type[EngineSettings]] = FlinkSettings
+    log_name: ClassVar[str] = JOB_LOG
+    spec_name: ClassVar[str] = "flink-spec.json"
     job_module: ClassVar[str] = "harness.engines.jobs.flink_sql_job"
     api: ClassVar[str] = "Table API / SQL (JVM operators)"
 
@@ -156,16 +166,16 @@ class FlinkEngine(Engine):
 
     def __init__(self, settings: EngineSettings, context: EngineContext) -> None:
         super().__init__(settings, context)
-        self.job_name = f"bench-{self.name}-{uuid.uuid4().hex[:10]}"
+        self.job_name = job_name_for(context.spec)
         """Unique per run: the Flink job name, the consumer group and the transactional id prefix."""
-        self.process: ManagedProcess | None = None
         self.job_id: str | None = None
-        self.rest_url: str | None = None
-        self.started_at: float | None = None
-        self.ready_after_s: float | None = None
+        self.rest: FlinkRest | None = None
+        self.leftovers_cancelled: list[str] = []
+        """Names of jobs of earlier runs this engine cancelled on the session cluster at start."""
+        self._rest_port = 0
+        """The local MiniCluster's REST port (0 on a cluster)."""
         self._snapshots: list[dict[str, Any]] = []
-        self._metric_ids: dict[str, list[str]] = {}
-        self._stopped = False
+        self._input_rows = _Sampler(self._read_input_rows, SAMPLE_EVERY_S)
 
     # ------------------------------------------------------------------------------------------ properties
     @property
@@ -173,160 +183,171 @@ class FlinkEngine(Engine):
         return self.settings.delivery == "exactly-once"
 
     @property
-    def run_dir(self) -> Path:
-        return self.context.run_dir
-
-    @property
     def local(self) -> bool:
         return self.settings.jobmanager is None
 
+    @property
+    def rest_url(self) -> str | None:
+        return None if self.rest is None else self.rest.base_url
+
     # ------------------------------------------------------------------------------------------- lifecycle
+    def job_settings(self) -> dict[str, Any]:
+        """The validated settings plus what the job needs beyond them (none for SQL). Python mode: durations
+        stay milliseconds (the JSON mode would write them as text)."""
+        return self.settings.model_dump()
+
     def start(self) -> None:
         if self.process is not None:
-            raise RuntimeError(f"{self.name} already started")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        Path(self.context.spec.state_dir).mkdir(parents=True, exist_ok=True)
-        jar = self._connector_jar()
-        spec_path = self.run_dir / "flink-spec.json"
-        spec = self.context.spec.to_json()
-        spec["settings"] = {**self.settings.model_dump(), **self._job_settings()}
-        spec_path.write_text(json.dumps(spec, indent=2))
-        job_args = ["--spec", str(spec_path), "--connector-jar", str(jar), "--job-name", self.job_name]
+            raise EngineError(f"{self.name}: start() called twice")
         if self.local:
-            port = free_port()
-            self.rest_url = f"http://127.0.0.1:{port}"
-            argv = [sys.executable, "-m", self.job_module, *job_args, "--rest-port", str(port)]
+            self._rest_port = free_port()
+            self.rest = FlinkRest(f"http://{LOOPBACK}:{self._rest_port}")
         else:
-            self.rest_url = f"http://{self.settings.jobmanager}"
-            argv = self.cluster_command(job_args)
-        self.process = ManagedProcess(
-            f"{self.name} job", argv, self.run_dir / JOB_LOG, env=self._env(), cwd=_REPO_ROOT, error_class=EngineError
-        )
-        self.started_at = time.monotonic()
-        self.process.start()
+            self.rest = FlinkRest(f"http://{self.settings.jobmanager}")
+            try:
+                self.leftovers_cancelled = cancel_leftovers(self.rest)
+            except (OSError, ValueError) as exc:
+                raise EngineError(f"{self.name}: the JobManager at {self.settings.jobmanager} does not answer "
+                                  f"({type(exc).__name__}: {exc}); hint: is the session cluster up, and is "
+                                  "jobmanager its REST address?") from None
+        super().start()
+
+    def command(self) -> list[str]:
+        job_args = ["--spec", str(self.spec_path), "--connector-jar", str(self._connector_jar()),
+                    "--job-name", self.job_name]
+        if self.local:
+            return [sys.executable, "-m", self.job_module, *job_args, "--rest-port", str(self._rest_port)]
+        return self.cluster_command(job_args)
 
     def cluster_command(self, job_args: list[str]) -> list[str]:
         """``flink run`` against the session cluster in ``jobmanager``: attached, so the client lives as long
-        as the job and its exit shows a failure; the harness package goes along as a zip for Python workers."""
+        as the job and its exit shows a failure, and ``-sae``, so terminating the client cancels the job; the
+        harness package goes along as a zip for Python workers."""
         assert self.settings.jobmanager is not None
         host, _, port = self.settings.jobmanager.rpartition(":")
-        package = self._harness_zip()
-        job_file = _HARNESS_DIR / "engines" / "jobs" / f"{self.job_module.rsplit('.', 1)[1]}.py"
+        job_file = PROJECT_ROOT / "harness" / "engines" / "jobs" / f"{self.job_module.rsplit('.', 1)[1]}.py"
         return [
-            str(flink_home() / "bin" / "flink"), "run",
+            str(flink_home() / "bin" / "flink"), "run", "-sae",
             "-t", "remote", f"-Drest.address={host}", f"-Drest.port={port}",
             "-pyclientexec", sys.executable, "-pyexec", sys.executable,
-            "-pyfs", str(package),
+            "-pyfs", str(self.harness_zip()),
             "-py", str(job_file),
             *job_args,
         ]  # fmt: skip
 
-    def wait_ready(self, timeout: float) -> None:
-        if self.process is None:
-            raise EngineError(f"{self.name}: wait_ready() before start()")
-        self.process.wait_until(
+    def environment(self) -> dict[str, str]:
+        """The base environment plus a Flink conf directory of this run (logging, JVM options)."""
+        conf_dir = self.run_dir / "flink-conf"
+        conf_dir.mkdir(exist_ok=True)
+        java_opts = str(flink_shipped_config().get("env.java.opts.all", ""))
+        if self.local:
+            java_opts += f" -Xmx{self.settings.heap}"
+        (conf_dir / "config.yaml").write_text(yaml.safe_dump({"env": {"java": {"opts": {"all": java_opts}}}}))
+        log4j = _LOG4J.format(level=self.settings.log_level, log=JOB_LOG)
+        for name in ("log4j-cli.properties", "log4j-console.properties", "log4j.properties"):
+            (conf_dir / name).write_text(log4j)
+        env = super().environment()
+        env.update(FLINK_CONF_DIR=str(conf_dir), FLINK_LOG_DIR=str(self.run_dir),
+                   PYFLINK_CLIENT_EXECUTABLE=sys.executable)
+        return env
+
+    def wait_for_job(self, process: ManagedProcess, timeout: float) -> None:
+        process.wait_until(
             self._ready,
             timeout,
             what=f"Flink job {self.job_name} RUNNING with all {self.context.spec.partitions} input partitions assigned",
             hint="the job log above says why; on a slow machine raise the engine start timeout",
             interval=0.5,
         )
-        assert self.started_at is not None
-        self.ready_after_s = time.monotonic() - self.started_at
 
-    def stop(self) -> None:
-        if self.process is None or self._stopped:
-            return
-        self._stopped = True
-        if self.process.alive() and self.job_id is not None:
-            try:
-                self.metrics()
-            except Exception:  # noqa: BLE001 - a last snapshot is a bonus, stopping is not
-                pass
-            if not self.local:  # the job outlives its client on a cluster: cancel it there
-                try:
-                    self._rest(f"/jobs/{self.job_id}?mode=cancel", method="PATCH")
-                except (OSError, ValueError):
-                    pass
-        self.process.stop(grace=15)
+    def wait_ready(self, timeout: float) -> None:
+        super().wait_ready(timeout)
+        self._input_rows.start()
 
-    def check(self) -> None:
-        if self.process is not None and not self._stopped and self.process.returncode is not None:
-            raise EngineError(self.process.failure_message(
-                f"job exited with code {self.process.returncode} during the run"
-            ))
+    def before_stop(self) -> None:
+        """Stop sampling; take a last snapshot while the job runs; on a cluster cancel the job (by id, or by its
+        name if the id is not known yet), since it would outlive its client there."""
+        self._input_rows.stop()
+        if self.process is not None and self.process.alive() and self.job_id is not None:
+            self.metrics()
+        if not self.local and self.rest is not None:
+            if self.job_id is not None:
+                self.rest.cancel(self.job_id)
+            else:
+                self.rest.cancel_named(self.job_name)
 
     # ---------------------------------------------------------------------------------------------- report
-    def fairness(self) -> dict[str, str]:
+    def fairness(self) -> dict[str, Setting | str]:
         spec = self.context.spec
         settings = self.settings
         interval = settings.checkpoint_interval
-        if interval is None:
-            checkpointing = "off"
-        else:
-            mode = "exactly-once" if settings.delivery == "exactly-once" else "at-least-once"
-            checkpointing = f"every {format_duration_ms(interval)} ({mode} barriers, to the run directory)"
-        delivery = settings.delivery
-        if delivery == "exactly-once":
-            delivery += " (Kafka transactions committed on checkpoint: results visible up to one interval later)"
+        mode = "exactly-once" if settings.delivery == "exactly-once" else "at-least-once"
+        parallelism = settings.config.get("parallelism.default", str(spec.parallelism))
         return {
-            "output_mode": "append (window emitted once when final)",
-            "trigger": f"per watermark (sources emit one every {format_duration_ms(settings.watermark_interval)})",
-            "watermark": (
-                f"bounded out-of-orderness {format_duration_ms(spec.watermark_delay_ms)}{self._watermark_detail}, "
-                f"min over partitions; partition idle after {format_duration_ms(settings.idle_timeout)}"
-            ),
-            "late_events": "dropped when window closed (watermark ≥ end − 1 ms)",
-            "checkpointing": checkpointing,
-            "delivery": delivery,
-            "parallelism": str(spec.parallelism),
-            "partitions": str(spec.partitions),
-            "deployment": (
-                f"local MiniCluster (one JVM, -Xmx{settings.heap})"
-                if self.local
-                else f"session cluster at {settings.jobmanager}"
-            ),
+            "output_mode": Setting("append", "each (window, user) once, when the window fires"),
+            "trigger": self._trigger_setting(),
+            "watermark": self._watermark_setting(),
+            "late_events": Setting("dropped", "a window closes when the watermark reaches its end − 1 ms"),
+            "checkpointing": Setting("off") if interval is None else Setting(
+                f"{interval} ms", f"{mode} barriers, to the run directory"),
+            "delivery": Setting(settings.delivery, "Kafka transactions committed on checkpoint: results visible up "
+                                "to one interval later" if mode == "exactly-once" else "Kafka sink"),
+            "parallelism": Setting(parallelism, "task slots / operator parallelism"),
+            "partitions": Setting(str(spec.partitions), "Kafka input partitions"),
+            "deployment": Setting("local", f"MiniCluster in one JVM, -Xmx{settings.heap}") if self.local else Setting(
+                "cluster", f"session cluster at {settings.jobmanager}"),
         }
 
-    _watermark_detail: ClassVar[str] = " (max ts − D)"
+    def _trigger_setting(self) -> Setting:
+        return Setting("per record", "each record updates its windows as it arrives; windows fire on watermarks, "
+                       f"emitted every {format_duration_ms(self.settings.watermark_interval)}")
 
-    def versions(self) -> dict[str, str]:
+    def _watermark_setting(self) -> Setting:
+        spec = self.context.spec
+        idle = format_duration_ms(self.settings.idle_timeout)
+        return Setting(
+            f"{spec.watermark_delay_ms} ms, per partition (min over partitions)",
+            f"max event time per partition − {format_duration_ms(spec.watermark_delay_ms)}; the job's watermark is "
+            f"the minimum; a partition idle for {idle} stops holding it back",
+        )
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
         return {
             "flink": _package_version("apache-flink"),
             "flink_kafka_connector": versions.FLINK_KAFKA_CONNECTOR,
-            "flink_api": self.api,
+            "flink_api": cls.api,
         }
 
-    def processes(self) -> list[psutil.Process]:
-        return [] if self.process is None else self.process.processes()
-
-    def log_files(self) -> list[Path]:
-        return [path for path in (self.run_dir / JOB_LOG, self.run_dir / METRICS_FILE) if path.exists()]
+    def extra_log_files(self) -> list[Path]:
+        return [self.run_dir / METRICS_FILE]
 
     def metrics(self) -> dict[str, Any]:
-        """One more snapshot from the REST endpoint (if the job answers), and all snapshots so far."""
-        if self.rest_url is not None and self.process is not None and self.process.alive() and not self._stopped:
+        """One more snapshot from the REST endpoint (if the job answers), all snapshots so far, and the
+        ``input_rows`` samples (see :meth:`Engine.metrics`) with ``processed_series`` derived from them."""
+        if self.rest is not None and self.process is not None and self.process.alive() and not self.stopped:
             try:
                 if self.job_id is None and self._find_job() is None:
                     raise ValueError(f"no job named {self.job_name} at {self.rest_url} yet")
-                snapshot = self._snapshot()
+                assert self.job_id is not None
+                snapshot = self.rest.snapshot(self.job_id)
             except (OSError, ValueError, KeyError) as exc:
                 snapshot = {"time": time.time(), "error": f"{type(exc).__name__}: {exc}"}
             self._snapshots.append(snapshot)
             (self.run_dir / METRICS_FILE).write_text(json.dumps(self._snapshots, indent=1))
+        samples = self._input_rows.samples()
         return {
             "job_id": self.job_id,
+            "job_name": self.job_name,
             "rest_url": self.rest_url,
             "ready_after_s": self.ready_after_s,
-            "processed_series": _processed_series(self._snapshots),
+            "leftovers_cancelled": list(self.leftovers_cancelled),
+            "input_rows": samples,
+            "processed_series": processed_series(samples),
             "snapshots": list(self._snapshots),
         }
 
     # ------------------------------------------------------------------------------------------- internals
-    def _job_settings(self) -> dict[str, Any]:
-        """Settings the job needs beyond the validated ones (none for SQL)."""
-        return {}
-
     def _connector_jar(self) -> Path:
         if self.settings.connector_jar is None:
             return jvm.jar("flink-kafka", "flink-sql-connector-kafka")
@@ -336,160 +357,34 @@ class FlinkEngine(Engine):
                               "jar `bench setup` fetched")
         return jar
 
-    def _env(self) -> dict[str, str]:
-        import os
-
-        conf_dir = self.run_dir / "flink-conf"
-        conf_dir.mkdir(exist_ok=True)
-        java_opts = _pyflink_java_opts()
-        if self.local:
-            java_opts += f" -Xmx{self.settings.heap}"
-        (conf_dir / "config.yaml").write_text(yaml.safe_dump({"env": {"java": {"opts": {"all": java_opts}}}}))
-        log4j = _LOG4J.format(level=self.settings.log_level, log=JOB_LOG)
-        for name in ("log4j-cli.properties", "log4j-console.properties", "log4j.properties"):
-            (conf_dir / name).write_text(log4j)
-        pythonpath = [str(_REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-        env = dict(os.environ)
-        env.update(
-            {
-                "FLINK_CONF_DIR": str(conf_dir),
-                "FLINK_LOG_DIR": str(self.run_dir),
-                "JAVA_HOME": str(jvm.java_home()),
-                "PYTHONPATH": os.pathsep.join(pythonpath),
-                "PYTHONUNBUFFERED": "1",
-                "PYFLINK_CLIENT_EXECUTABLE": sys.executable,
-            }
-        )
-        env.update(self.context.extra_env)
-        return env
-
-    def _harness_zip(self) -> Path:
-        package = self.run_dir / "harness.zip"
-        with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted(_HARNESS_DIR.rglob("*.py")):
-                archive.write(path, path.relative_to(_HARNESS_DIR.parent))
-        return package
-
-    def _rest(self, path: str, *, method: str = "GET", timeout: float = 3.0) -> Any:
-        assert self.rest_url is not None
-        request = urllib.request.Request(self.rest_url + path, method=method)
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-        return json.loads(body) if body else None
-
     def _find_job(self) -> dict[str, Any] | None:
-        for job in self._rest("/jobs/overview")["jobs"]:
-            if job["name"] == self.job_name:
-                self.job_id = job["jid"]
-                return job
-        return None
+        assert self.rest is not None
+        job = self.rest.find_job(self.job_name)
+        if job is not None:
+            self.job_id = job["jid"]
+        return job
 
     def _ready(self) -> bool:
+        """The readiness probe: raises (meaning "not yet", with the reason) until the job runs and reads every
+        input partition."""
         job = self._find_job()
         if job is None:
             raise EngineError("job not submitted yet")
-        if job["state"] in ("FAILED", "CANCELED", "FINISHED"):
+        if job["state"] in TERMINAL_STATES:
             raise EngineError(f"job is {job['state']}")
         tasks = job["tasks"]
         if job["state"] != "RUNNING" or tasks["running"] != tasks["total"] or not tasks["total"]:
             raise EngineError(f"job {job['state']}, {tasks['running']} of {tasks['total']} tasks running")
-        assigned = self._assigned_partitions()
+        assert self.rest is not None and self.job_id is not None
+        assigned = self.rest.assigned_partitions(self.job_id, self.context.spec.input_topic)
         if len(assigned) < self.context.spec.partitions:
             raise EngineError(f"source reads {len(assigned)} of {self.context.spec.partitions} partitions")
         return True
 
-    def _vertices(self) -> list[dict[str, Any]]:
-        return self._rest(f"/jobs/{self.job_id}")["vertices"]
-
-    def _assigned_partitions(self) -> set[int]:
-        assigned: set[int] = set()
-        for vertex in self._vertices():
-            if not vertex["name"].startswith("Source"):
-                continue
-            for metric in self._rest(f"/jobs/{self.job_id}/vertices/{vertex['id']}/metrics"):
-                match = _SOURCE_PARTITION.search(metric["id"])
-                if match and match["topic"] == self.context.spec.input_topic:
-                    assigned.add(int(match["partition"]))
-        return assigned
-
-    def _wanted_metrics(self, vertex_id: str) -> list[str]:
-        """Metrics to fetch for a vertex: the task metrics it has (the REST API answers nothing at all if one
-        asked for is missing, e.g. ``currentInputWatermark`` of a source), records read by the source operator
-        and late records dropped by a window operator."""
-        if vertex_id not in self._metric_ids:
-            names = {
-                metric["id"].split(".", 1)[1]
-                for metric in self._rest(f"/jobs/{self.job_id}/vertices/{vertex_id}/metrics")
-                if "." in metric["id"]
-            }
-            operator = sorted(
-                name
-                for name in names
-                if (name.startswith("Source__") and name.endswith((".numRecordsInPerSecond", ".numRecordsIn")))
-                or name.endswith(".numLateRecordsDropped")
-            )
-            if names:
-                self._metric_ids[vertex_id] = [name for name in _TASK_METRICS if name in names] + operator
-            else:
-                return []
-        return self._metric_ids[vertex_id]
-
-    def _snapshot(self) -> dict[str, Any]:
-        job = self._rest(f"/jobs/{self.job_id}")
-        vertices = []
-        source_rate = 0.0
-        source_total: float | None = None
-        late = 0.0
-        for vertex in job["vertices"]:
-            names = self._wanted_metrics(vertex["id"])
-            wanted = urllib.parse.quote(",".join(names), safe=",")
-            path = f"/jobs/{self.job_id}/vertices/{vertex['id']}/subtasks/metrics?get={wanted}"
-            values = {item["id"]: item for item in self._rest(path)} if names else {}
-
-            def agg(metric: str, how: str, values: dict[str, Any] = values) -> float | None:
-                return values[metric][how] if metric in values else None
-
-            watermark = agg("currentInputWatermark", "min")
-            vertices.append(
-                {
-                    "name": vertex["name"],
-                    "parallelism": vertex["parallelism"],
-                    "status": vertex["status"],
-                    "records_in_per_s": agg("numRecordsInPerSecond", "sum"),
-                    "records_out_per_s": agg("numRecordsOutPerSecond", "sum"),
-                    "busy_ms_per_s_max": agg("busyTimeMsPerSecond", "max"),
-                    "backpressured_ms_per_s_max": agg("backPressuredTimeMsPerSecond", "max"),
-                    "idle_ms_per_s_max": agg("idleTimeMsPerSecond", "max"),
-                    "input_watermark_ms": None if watermark is None or watermark < _NO_WATERMARK else int(watermark),
-                    "records_read_total": vertex["metrics"].get("read-records"),
-                    "records_written_total": vertex["metrics"].get("write-records"),
-                }
-            )
-            for name in names:
-                if name.startswith("Source__") and name.endswith(".numRecordsInPerSecond"):
-                    source_rate += agg(name, "sum") or 0.0
-                elif name.startswith("Source__") and name.endswith(".numRecordsIn"):
-                    source_total = (source_total or 0.0) + (agg(name, "sum") or 0.0)
-                elif name.endswith(".numLateRecordsDropped"):
-                    late += agg(name, "sum") or 0.0
-        checkpoints = self._rest(f"/jobs/{self.job_id}/checkpoints")
-        latest = (checkpoints.get("latest") or {}).get("completed") or {}
-        summary = checkpoints.get("summary") or {}
-        return {
-            "time": time.time(),
-            "job_state": job["state"],
-            "source_records_per_s": source_rate,
-            "source_records_total": source_total,
-            "late_records_dropped": late,
-            "backpressured": any((v["backpressured_ms_per_s_max"] or 0) > 100 for v in vertices),
-            "vertices": vertices,
-            "checkpoints": {
-                "counts": checkpoints.get("counts"),
-                "latest_duration_ms": latest.get("end_to_end_duration"),
-                "latest_size_bytes": latest.get("checkpointed_size"),
-                "duration_ms": summary.get("end_to_end_duration"),
-            },
-        }
+    def _read_input_rows(self) -> int | None:
+        if self.rest is None or self.job_id is None:
+            return None
+        return self.rest.source_records_in(self.job_id)
 
 
 class FlinkPythonEngine(FlinkEngine):
@@ -501,55 +396,127 @@ class FlinkPythonEngine(FlinkEngine):
     Settings: ClassVar[type[EngineSettings]] = FlinkPythonSettings
     job_module: ClassVar[str] = "harness.engines.jobs.flink_python_job"
     api: ClassVar[str] = "DataStream API, Python functions"
-    _watermark_detail: ClassVar[str] = " (max ts − D − 1 ms)"
 
     settings: FlinkPythonSettings
 
-    def _job_settings(self) -> dict[str, Any]:
-        return {"python_executable": sys.executable}
+    def job_settings(self) -> dict[str, Any]:
+        return {**super().job_settings(), "python_executable": sys.executable}
 
-    def fairness(self) -> dict[str, str]:
-        values = super().fairness()
-        values["trigger"] += (
-            f"; Python bundles of ≤ {self.settings.python_bundle_size} records or "
-            f"{format_duration_ms(self.settings.python_bundle_time)}"
+    def _trigger_setting(self) -> Setting:
+        size, wait = self.settings.python_bundle_size, self.settings.python_bundle_time
+        return Setting(
+            f"per bundle (at most {size} records or {wait} ms)",
+            "records reach the Python functions in bundles; windows fire on watermarks, emitted every "
+            f"{format_duration_ms(self.settings.watermark_interval)}",
         )
-        return values
+
+    def _watermark_setting(self) -> Setting:
+        """Generated per source subtask (PyFlink applies a Python timestamp assigner after the source): the same
+        as per partition when every subtask reads one partition."""
+        spec = self.context.spec
+        delay = format_duration_ms(spec.watermark_delay_ms)
+        idle = format_duration_ms(self.settings.idle_timeout)
+        scope = ("per partition (min over partitions)" if spec.parallelism >= spec.partitions
+                 else "per source subtask (min over subtasks)")
+        return Setting(
+            f"{spec.watermark_delay_ms} ms, {scope}",
+            f"max event time per source subtask − {delay} − 1 ms; the job's watermark is the minimum; a subtask idle "
+            f"for {idle} stops holding it back",
+        )
 
 
-def _processed_series(snapshots: list[dict[str, Any]]) -> list[dict[str, float]]:
-    """Source records read per second between consecutive snapshots, from the source operators' ``numRecordsIn``
-    counters. Flink's own ``numRecordsInPerSecond`` is a meter averaged over the last 60 s, which lags a changing
-    rate by up to a minute; counter deltas do not."""
-    points = [
-        (snap["time"], float(snap["source_records_total"]))
-        for snap in snapshots
-        if isinstance(snap.get("source_records_total"), (int, float))
-    ]
-    return [
-        {"t_ms": int(t1 * 1000), "processed": (n1 - n0) / (t1 - t0)}
-        for (t0, n0), (t1, n1) in zip(points, points[1:])
-        if t1 > t0 and n1 >= n0
-    ]
+# ---------------------------------------------------------------------------------------------- job names
+def job_name_for(spec: JobSpec) -> str:
+    """``streambench_<host>_<pid>_<tag>_<nonce>``: this host, this ``bench`` process, the run tag (the input topic
+    without ``-in``, which the runner names after the run, engine and repetition) and a random nonce."""
+    tag = spec.input_topic.removesuffix("-in")
+    return f"{JOB_NAME_PREFIX}{_this_host()}_{os.getpid()}_{tag}_{uuid.uuid4().hex[:6]}"
 
 
-def flink_home() -> Path:
-    """PyFlink's own Flink distribution (``bin/flink``, ``lib/``) inside the venv."""
-    import importlib.util
+def is_leftover(job: dict[str, Any], *, host: str | None = None, pid: int | None = None) -> bool:
+    """True for a job of the harness that still runs although the ``bench`` that submitted it from this host is
+    gone (or is this very process, which runs one job at a time). Jobs of other hosts, of a ``bench`` still alive
+    here, or not named by the harness are never leftovers."""
+    match = _JOB_NAME.match(str(job.get("name", "")))
+    if match is None or job.get("state") in TERMINAL_STATES or match["host"] != (host or _this_host()):
+        return False
+    owner = int(match["pid"])
+    return owner == (pid or os.getpid()) or not _alive(owner)
 
-    spec = importlib.util.find_spec("pyflink")
-    if spec is None or spec.origin is None:
-        raise EngineError("pyflink is not installed in this Python: pip install apache-flink")
-    return Path(spec.origin).parent
+
+def cancel_leftovers(rest: FlinkRest) -> list[str]:
+    """Cancel every leftover job (:func:`is_leftover`) on the cluster; their names. Called at start, before the
+    new job is submitted: a leftover would compete for the slots and read the same broker."""
+    cancelled = []
+    for job in rest.jobs():
+        if is_leftover(job):
+            rest.cancel(job["jid"])
+            cancelled.append(job["name"])
+    return cancelled
 
 
-def _pyflink_java_opts() -> str:
-    """The JVM options PyFlink's own config.yaml gives (``--add-opens`` … Flink needs on Java 17)."""
+def _this_host() -> str:
+    return re.sub(r"[^A-Za-z0-9.\-]", "-", socket.gethostname()) or "localhost"
+
+
+def _alive(pid: int) -> bool:
     try:
-        config = yaml.safe_load((flink_home() / "conf" / "config.yaml").read_text()) or {}
-        return str(config["env"]["java"]["opts"]["all"])
-    except (OSError, KeyError, TypeError):
-        return ""
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+# ------------------------------------------------------------------------------------------------ sampling
+class _Sampler:
+    """Calls ``read`` every ``interval`` seconds in a daemon thread, from :meth:`start` until :meth:`stop`, and keeps
+    ``{"t_ms": epoch ms of the call, "rows": value}`` for every answer (a failed or empty read is skipped). Values
+    are held non-decreasing: a counter read from a restarted subtask must not make the series go back."""
+
+    def __init__(self, read: Callable[[], int | None], interval: float) -> None:
+        self._read = read
+        self._interval = interval
+        self._samples: list[dict[str, int]] = []
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="flink-input-rows", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def samples(self) -> list[dict[str, int]]:
+        return list(self._samples)
+
+    def sample(self) -> None:
+        """One read now."""
+        t_ms = int(time.time() * 1000)
+        try:
+            rows = self._read()
+        except (OSError, ValueError, KeyError):
+            return
+        if rows is not None:
+            last = self._samples[-1]["rows"] if self._samples else 0
+            self._samples.append({"t_ms": t_ms, "rows": max(int(rows), last)})
+
+    def _run(self) -> None:
+        while not self._halt.is_set():
+            self.sample()
+            self._halt.wait(self._interval)
+
+
+def processed_series(samples: list[dict[str, int]]) -> list[dict[str, float]]:
+    """Input records read per second between consecutive ``input_rows`` samples (Flink's own
+    ``numRecordsInPerSecond`` is a meter averaged over 60 s, which lags a changing rate; counter deltas do not)."""
+    return [
+        {"t_ms": b["t_ms"], "processed": (b["rows"] - a["rows"]) * 1000 / (b["t_ms"] - a["t_ms"])}
+        for a, b in zip(samples, samples[1:])
+        if b["t_ms"] > a["t_ms"]
+    ]
 
 
 def _package_version(name: str) -> str:

@@ -1,46 +1,46 @@
 """Spark Structured Streaming: the windowed count as a PySpark job (:mod:`harness.engines.jobs.spark_job`).
 
 The job runs as its own process (the venv's python, which launches Spark's JVM as its child) under
-:class:`~harness.proc.ManagedProcess`, so stopping the group stops the driver python *and* the JVM. By default
-Spark runs in-process as ``local[N]`` (N = the scenario's parallelism); ``master`` points it at a cluster instead.
-The Kafka connector jars come from the harness's JVM cache through ``spark.jars`` — never resolved at run time.
+:class:`~harness.engines.process.ProcessEngine`, so stopping the group stops the driver python *and* the JVM. By
+default Spark runs in-process as ``local[N]`` (N = the scenario's parallelism); ``master`` points it at a cluster
+instead. The Kafka connector jars come from the harness's JVM cache through ``spark.jars`` — never resolved at run
+time.
 
-On a standalone cluster (``master: spark://host:port``) the job is submitted with pyspark's own ``spark-submit``
-in client mode: the driver runs here, ``--jars`` ships the connector jars to the executors, ``--py-files`` the
-harness package, ``--files`` the executors' log configuration, and ``spark.cores.max`` holds the application to the
-scenario's parallelism (a standalone application otherwise takes every core of the cluster). The checkpoint
+The driver (its RPC endpoint, block manager and, with ``ui``, the web UI) listens on ``bind_address``, 127.0.0.1
+by default. On a standalone cluster (``master: spark://host:port``) the job is submitted with pyspark's own
+``spark-submit`` in client mode: the driver runs here, ``--jars`` ships the connector jars to the executors,
+``--py-files`` the harness package, ``--files`` the executors' log configuration, and ``spark.cores.max`` holds the
+application to the scenario's parallelism (a standalone application otherwise takes every core of the cluster).
+Executors on other hosts must reach the driver: set ``bind_address`` to an address they can reach (or
+``0.0.0.0``) and ``conf: {spark.driver.host: NAME}`` to the name they resolve this host by. The checkpoint
 directory must be on storage that the driver and every executor see at the same path (one host, or a shared
-volume as in docker-compose.yml). Executors on other hosts must reach the driver: set ``conf:
-{spark.driver.host: NAME}`` when this host's name does not resolve there.
+volume as in docker-compose.yml).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
+import ipaddress
 import json
 import os
 import re
 import statistics
 import sys
-import zipfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import psutil
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness import jvm, versions
-from harness.engines.base import Engine, EngineContext, EngineSettings
+from harness.distributions import PROJECT_ROOT, spark_home
+from harness.engines.base import EngineContext, EngineSettings, Setting
+from harness.engines.jobs import LOOPBACK, WILDCARD_ADDRESSES
 from harness.engines.jobs.spark_job import CHECKPOINT_DIR, LOG4J2, LOG4J_FILE, PROGRESS_FILE, READY_MARKER, spark_conf
+from harness.engines.process import ProcessEngine
 from harness.errors import EngineError
 from harness.proc import ManagedProcess
 from harness.units import format_duration_ms, parse_duration_ms
-
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
-_ERROR_LINE = re.compile(r'^Exception in thread|^(?:Caused by: )?[\w.$]+(?:Exception|Error): |^\d\d:\d\d:\d\d\.\d+ ERROR ')
-
 
 class SparkSettings(EngineSettings):
     """Settings of the ``spark`` engine (``engines: [{engine: spark, settings: {...}}]`` in a scenario)."""
@@ -59,6 +59,9 @@ class SparkSettings(EngineSettings):
     """State store provider: Spark's default in-memory map checkpointed to files, or RocksDB."""
     ui: bool = False
     """Run the Spark web UI (off by default: it costs CPU and a port while measuring)."""
+    bind_address: str = LOOPBACK
+    """Address the driver listens on (RPC, block manager, web UI); also what it advertises unless it is a
+    wildcard (``0.0.0.0``) or ``conf`` sets ``spark.driver.host``."""
     conf: dict[str, str] = Field(default_factory=dict)
     """Further Spark configuration, applied last (recorded with the result)."""
 
@@ -81,6 +84,13 @@ class SparkSettings(EngineSettings):
             raise ValueError(f"must be a JVM memory size such as 512m or 2g (got {value!r})")
         return value.strip().lower()
 
+    @field_validator("bind_address")
+    @classmethod
+    def _bind_address(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.:\-]+", value.strip()):
+            raise ValueError(f"must be an IP address or host name such as 127.0.0.1 or 0.0.0.0 (got {value!r})")
+        return value.strip()
+
     @field_validator("conf")
     @classmethod
     def _conf(cls, value: dict[str, str]) -> dict[str, str]:
@@ -92,35 +102,47 @@ class SparkSettings(EngineSettings):
                 raise ValueError(f"{key!r} is not a Spark configuration key (they start with 'spark.')")
         return value
 
+    @model_validator(mode="after")
+    def _remote_executors_reach_the_driver(self) -> SparkSettings:
+        """A master on another host has executors there: a driver on loopback would leave them unable to connect
+        (the job would hang waiting for executors), so the default loopback bind must be overridden."""
+        if (
+            "bind_address" not in self.model_fields_set
+            and "spark.driver.bindAddress" not in self.conf
+            and _remote_master(self.master)
+        ):
+            raise ValueError(
+                f"master {self.master} is on another host, whose executors must reach the driver here, but the "
+                "driver binds 127.0.0.1 by default; set bind_address to an address of this host they reach (or "
+                "0.0.0.0) and conf spark.driver.host to the name they know this host by"
+            )
+        return self
 
-class SparkEngine(Engine):
+    @property
+    def effective_bind_address(self) -> str:
+        """Where the driver listens: ``conf``'s ``spark.driver.bindAddress`` (applied last) or ``bind_address``."""
+        return self.conf.get("spark.driver.bindAddress", self.bind_address)
+
+
+class SparkEngine(ProcessEngine):
     """Spark Structured Streaming, micro-batch, Kafka in and out. The runner calls start → wait_ready → (load) →
     metrics → stop; stop is safe at any point, also after a failed start."""
 
     name: ClassVar[str] = "spark"
     description: ClassVar[str] = "Spark Structured Streaming (PySpark, micro-batch), Kafka source and sink"
     Settings: ClassVar[type[EngineSettings]] = SparkSettings
+    log_name: ClassVar[str] = "spark.log"
+    spec_name: ClassVar[str] = "spark-spec.json"
+    stop_grace_s: ClassVar[float] = 20.0
+
+    settings: SparkSettings
 
     def __init__(self, settings: EngineSettings, context: EngineContext) -> None:
         if not isinstance(settings, SparkSettings):
             settings = SparkSettings.model_validate(settings.model_dump() if settings else {})
         super().__init__(settings, context)
-        self.settings: SparkSettings = settings
-        self._process: ManagedProcess | None = None
 
     # -------------------------------------------------------------------------------------------- locations
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.context.run_dir)
-
-    @property
-    def log_path(self) -> Path:
-        return self.run_dir / "spark.log"
-
-    @property
-    def spec_path(self) -> Path:
-        return self.run_dir / "spark-spec.json"
-
     @property
     def progress_path(self) -> Path:
         return self.run_dir / PROGRESS_FILE
@@ -140,139 +162,122 @@ class SparkEngine(Engine):
         return self.settings.master or f"local[{self.context.spec.parallelism}]"
 
     # -------------------------------------------------------------------------------------------- lifecycle
-    def job_spec(self) -> dict[str, Any]:
-        """The JobSpec the job is given: the run's spec with this engine's settings plus where things are."""
-        settings = {
+    def job_settings(self) -> dict[str, Any]:
+        return {
             **self.settings.model_dump(mode="json"),
             "jars": [str(path) for path in jvm.classpath("spark-kafka")],
             "progress_file": str(self.progress_path),
         }
-        return dataclasses.replace(self.context.spec, settings=settings).to_json()
 
     def start(self) -> None:
-        if self._process is not None:
-            raise EngineError("spark: start() called twice")
         if self.checkpoint_dir.exists() and any(self.checkpoint_dir.iterdir()):
             raise EngineError(
                 f"spark: checkpoint {self.checkpoint_dir} holds state of an earlier run; Spark would resume from it "
                 "instead of reading the fresh topic — hint: give each run its own state_dir"
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.spec_path.write_text(json.dumps(self.job_spec(), indent=2) + "\n")
-        env = {**os.environ, **self.context.extra_env}
+        super().start()
+
+    def command(self) -> list[str]:
+        if self.standalone:
+            return self.submit_command()
+        return [sys.executable, "-m", "harness.engines.jobs.spark_job", "--spec", str(self.spec_path)]
+
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
         env.update(
             PYSPARK_PYTHON=sys.executable,
             PYSPARK_DRIVER_PYTHON=sys.executable,
-            PYTHONUNBUFFERED="1",
             SPARK_LOCAL_DIRS=str(Path(self.context.spec.state_dir) / "spark-local"),  # shuffle files: run dir
-            JAVA_HOME=str(jvm.java_home()),
-            PYTHONPATH=os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p),
         )
-        if _binds_loopback(self.settings.master):
-            # else Spark resolves the host name and may bind an unreachable address; a driver serving executors
-            # on other hosts must bind an address they can reach, so there Spark's own choice (or conf) decides
-            env["SPARK_LOCAL_IP"] = "127.0.0.1"
-        argv = self.submit_command() if self.standalone else [
-            sys.executable, "-m", "harness.engines.jobs.spark_job", "--spec", str(self.spec_path)]
-        self._process = ManagedProcess("spark job", argv, self.log_path, env=env, cwd=self.run_dir,
-                                       error_class=EngineError)
-        self._process.start()
+        bind = self.settings.effective_bind_address
+        if bind in WILDCARD_ADDRESSES:
+            env.pop("SPARK_LOCAL_IP", None)  # Spark picks the host's address to advertise
+        else:
+            env["SPARK_LOCAL_IP"] = bind  # also where the web UI binds (it ignores spark.driver.bindAddress)
+        return env
 
     def submit_command(self) -> list[str]:
         """``spark-submit`` of the job file to the standalone master, with everything the executors need shipped
         along (see the module docstring). The job's own SparkSession settings repeat the same configuration."""
-        spec = dataclasses.replace(self.context.spec, settings=self.job_spec()["settings"])
         log4j = self.run_dir / LOG4J_FILE
         log4j.write_text(LOG4J2)  # the driver JVM starts with it, before the job writes its own copy
-        conf = spark_conf(spec, log4j)
+        conf = spark_conf(self.job_spec(), log4j)
         owned = {"spark.master": "--master", "spark.jars": "--jars", "spark.driver.memory": "--driver-memory"}
-        argv = [str(_spark_home() / "bin" / "spark-submit")]
+        argv = [str(spark_home() / "bin" / "spark-submit")]
         argv += [item for key, flag in owned.items() for item in (flag, conf[key])]
-        argv += ["--py-files", str(self._harness_zip()), "--files", str(log4j)]
+        argv += ["--py-files", str(self.harness_zip()), "--files", str(log4j)]
         for key, value in conf.items():
             if key not in owned:
                 argv += ["--conf", f"{key}={value}"]
-        return [*argv, str(_PROJECT_ROOT / "harness" / "engines" / "jobs" / "spark_job.py"),
+        return [*argv, str(PROJECT_ROOT / "harness" / "engines" / "jobs" / "spark_job.py"),
                 "--spec", str(self.spec_path)]
 
-    def _harness_zip(self) -> Path:
-        """The harness package as a zip for ``--py-files``: Python that runs on executors (none in this
-        JVM-only query, but a plug-in job's UDFs would) imports it from there."""
-        path = self.run_dir / "harness.zip"
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-            for source in sorted((_PROJECT_ROOT / "harness").rglob("*.py")):
-                archive.write(source, source.relative_to(_PROJECT_ROOT))
-        return path
+    def wait_for_job(self, process: ManagedProcess, timeout: float) -> None:
+        process.wait_for_line(
+            rf"^{READY_MARKER}$",
+            timeout,
+            hint="the Spark log above says why; a bad setting (master, conf) fails here, and a slow machine "
+            "may need a longer engine start timeout",
+        )
 
-    def wait_ready(self, timeout: float) -> None:
-        if self._process is None:
-            raise EngineError("spark: wait_ready() before start()")
-        try:
-            self._process.wait_for_line(
-                rf"^{READY_MARKER}$",
-                timeout,
-                hint="the Spark log above says why; a bad setting (master, conf) fails here, and a slow machine "
-                "may need a longer engine start timeout",
-            )
-        except EngineError as exc:
-            self.stop()  # nothing half-started survives a failed start
-            cause = self.first_error()
-            if cause:
-                raise EngineError(f"{exc}\n  first error in the log: {cause}") from None
-            raise
-
-    def first_error(self) -> str | None:
-        """The first exception line of the job's log: Spark's stack traces are long, so the log tail often shows
-        only frames and the Python traceback of the failed gateway call, not what went wrong."""
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return None
-        for line in lines:
-            if _ERROR_LINE.search(line) and not line.lstrip().startswith("at "):
-                return line.strip()[:500]
-        return None
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop(grace=20.0)
-
-    def check(self) -> None:
-        if self._process is not None and self._process.returncode is not None:
-            cause = self.first_error()
-            raise EngineError(self._process.failure_message(
-                f"job exited with code {self._process.returncode} during the run"
-                + (f"; first error in the log: {cause}" if cause else "")
-            ))
+    def extra_log_files(self) -> list[Path]:
+        return [self.progress_path]
 
     # ------------------------------------------------------------------------------------------- reporting
-    def fairness(self) -> dict[str, str]:
+    def fairness(self) -> dict[str, Setting | str]:
         spec = self.context.spec
+        settings = self.settings
+        return {
+            "output_mode": Setting(settings.output_mode, {
+                "append": "each (window, user) once, in the first micro-batch after its window is final",
+                "update": "a (window, user) again in every micro-batch that changed it; the last wins",
+            }[settings.output_mode]),
+            "trigger": self._trigger_setting(),
+            "watermark": Setting(
+                f"{spec.watermark_delay_ms} ms, global (max over partitions)",
+                f"max event time over all partitions − {format_duration_ms(spec.watermark_delay_ms)}, advanced "
+                "between micro-batches",
+            ),
+            "late_events": Setting("dropped", "a window closes when the watermark reaches its end"),
+            "checkpointing": Setting(
+                "every micro-batch",
+                f"offsets and state to {'a shared' if self.standalone else 'the run'} directory "
+                f"({settings.state_store} state store)",
+            ),
+            "delivery": Setting("at-least-once", "Kafka sink; a replayed micro-batch writes its results again"),
+            "parallelism": self._parallelism_setting(),
+            "partitions": Setting(str(spec.partitions), "Kafka input partitions"),
+            "deployment": Setting(
+                "cluster" if self.standalone or not self.deployment.startswith("local") else "local",
+                f"{self.deployment} (client mode: the driver runs here)" if self.standalone else self.deployment,
+            ),
+        }
+
+    def _trigger_setting(self) -> Setting:
         trigger_ms = parse_duration_ms(self.settings.trigger)
         if trigger_ms == 0:
-            trigger = "micro-batch, next batch as soon as the previous ends (processingTime 0)"
+            value, detail = "micro-batch, as fast as possible", "processingTime 0: next batch when the last ends"
         else:
-            trigger = f"micro-batch every {format_duration_ms(trigger_ms)} (processingTime)"
+            value, detail = f"micro-batch every {trigger_ms} ms", f"processingTime {self.settings.trigger}"
         if self.settings.max_offsets_per_trigger:
-            trigger += f", at most {self.settings.max_offsets_per_trigger} records per batch"
-        output_mode = {
-            "append": "append: each (window, user) once, when the window is final",
-            "update": "update: a (window, user) again in every micro-batch that changed it; the last wins",
-        }[self.settings.output_mode]
-        return {
-            "output_mode": output_mode,
-            "trigger": trigger,
-            "watermark": f"max event time over all partitions − {format_duration_ms(spec.watermark_delay_ms)}, "
-            "advanced between micro-batches",
-            "late_events": "dropped when window closed (watermark ≥ end)",
-            "checkpointing": f"micro-batch offsets/state to {'a shared' if self.standalone else 'local'} dir every "
-            f"batch ({self.settings.state_store} state store)",
-            "delivery": "at-least-once (Kafka sink)",
-            "parallelism": f"{spec.parallelism} ({'executor cores (spark.cores.max)' if self.standalone else 'local cores'}"
-            " / shuffle partitions)",
-            "partitions": str(spec.partitions),
-            "deployment": self.deployment,
-        }
+            value += f", at most {self.settings.max_offsets_per_trigger} records per batch"
+            detail += " (maxOffsetsPerTrigger)"
+        return Setting(value, detail)
+
+    def _parallelism_setting(self) -> Setting:
+        """Cores working on the query (local[N] or spark.cores.max) and the shuffle partitions of its state;
+        both follow the scenario's parallelism unless ``master`` or ``conf`` say otherwise."""
+        spec = self.context.spec
+        conf = self.settings.conf
+        cores = spec.parallelism
+        if self.standalone:
+            cores = int(conf.get("spark.cores.max", cores))
+        elif (match := re.fullmatch(r"local\[(\d+)(?:,\s*\d+)?\]", self.deployment)) is not None:
+            cores = int(match[1])
+        shuffle = int(conf.get("spark.sql.shuffle.partitions", spec.parallelism))
+        value = str(cores) if shuffle == cores else f"{cores}, {shuffle} shuffle partitions"
+        where = "executor cores (spark.cores.max)" if self.standalone else "local cores"
+        return Setting(value, f"{where} / shuffle partitions")
 
     def progress(self) -> list[dict[str, Any]]:
         """Every StreamingQueryProgress the job wrote so far, oldest first."""
@@ -288,25 +293,25 @@ class SparkEngine(Engine):
 
     def metrics(self) -> dict[str, Any]:
         """Summaries of Spark's own progress reports: micro-batches run (with data, and no-data batches that close
-        windows), rows read, batch durations (ms), and per batch its processing rate (rows/s) and the watermark
-        (ISO time, as Spark reports it). ``job_exit_code`` is None while the job runs: a number during the run
-        means the job died (its log says why)."""
-        batches = [row for row in self.progress() if row.get("numInputRows", 0) > 0 or _is_no_data_batch(row)]
+        windows), rows read, batch durations (ms), per batch its processing rate (rows/s) and the watermark (ISO
+        time, as Spark reports it), and ``input_rows`` (see :meth:`Engine.metrics`) from every progress report.
+        ``job_exit_code`` is None while the job runs: a number during the run means the job died."""
+        progress = self.progress()
+        batches = [row for row in progress if row.get("numInputRows", 0) > 0 or _is_no_data_batch(row)]
         durations = [row["durationMs"].get("triggerExecution", 0) for row in batches if "durationMs" in row]
         return {
             "progress_file": str(self.progress_path),
-            "job_exit_code": None if self._process is None else self._process.returncode,
+            "job_exit_code": None if self.process is None else self.process.returncode,
             "batches": len(batches),
             "batches_with_data": sum(1 for row in batches if row.get("numInputRows", 0) > 0),
             "rows_in": sum(row.get("numInputRows", 0) for row in batches),
             "batch_duration_ms_mean": statistics.fmean(durations) if durations else None,
             "batch_duration_ms_max": max(durations) if durations else None,
+            "input_rows": input_rows(progress),
             "processed_series": [
-                {"t_ms": started + row["durationMs"].get("triggerExecution", 0),
-                 "processed": row.get("processedRowsPerSecond") or 0.0}
+                {"t_ms": ended, "processed": row.get("processedRowsPerSecond") or 0.0}
                 for row in batches
-                if row.get("numInputRows", 0) > 0 and "durationMs" in row
-                and (started := _epoch_ms(row.get("timestamp"))) is not None
+                if row.get("numInputRows", 0) > 0 and (ended := _ended_ms(row)) is not None
             ],
             "series": [
                 {
@@ -322,32 +327,50 @@ class SparkEngine(Engine):
             ],
         }
 
-    def processes(self) -> list[psutil.Process]:
-        return [] if self._process is None else self._process.processes()
-
-    def log_files(self) -> list[Path]:
-        return [path for path in (self.log_path, self.progress_path, self.spec_path) if path.exists()]
-
-    def versions(self) -> dict[str, str]:
+    @classmethod
+    def versions(cls) -> dict[str, str]:
         found = {"spark": metadata.version("pyspark"), "spark-sql-kafka": versions.SPARK}
         for path in jvm.bundle_dir("spark-kafka").glob("kafka-clients-*.jar"):
             found["kafka-clients"] = path.stem.removeprefix("kafka-clients-")
         return found
 
 
-def _spark_home() -> Path:
-    """The Spark distribution inside the pyspark wheel (``bin/spark-submit``)."""
-    import pyspark
+def input_rows(progress: list[dict[str, Any]]) -> list[dict[str, int]]:
+    """The ``input_rows`` series of :meth:`Engine.metrics` from Spark's progress reports: after each report, the
+    rows of every micro-batch so far, at the end of that batch (its start ``timestamp`` + ``triggerExecution``).
+    Idle reports repeat the count, later. Reports without a readable time are counted but get no sample."""
+    samples: list[dict[str, int]] = []
+    rows = 0
+    for row in progress:
+        rows += int(row.get("numInputRows", 0) or 0)
+        ended = _ended_ms(row)
+        if ended is not None:
+            samples.append({"t_ms": max(ended, samples[-1]["t_ms"]) if samples else ended, "rows": rows})
+    return samples
 
-    return Path(pyspark.__file__).resolve().parent
 
-
-def _binds_loopback(master: str | None) -> bool:
-    """Local mode, or a standalone master on this host's loopback: everything talks over 127.0.0.1."""
-    if master is None or not master.startswith("spark://"):
+def _remote_master(master: str | None) -> bool:
+    """True unless the master is local (``local[N]``) or a standalone master on this host's loopback
+    (``spark://127.0.0.1:7077``, ``spark://localhost:7077``): YARN, Kubernetes and other hosts count as remote."""
+    if master is None or master.startswith("local"):
+        return False
+    if not master.startswith("spark://"):
         return True
-    host = master.removeprefix("spark://").split(",")[0].rsplit(":", 1)[0]
-    return host in ("localhost", "::1") or host.startswith("127.")
+    host = master.removeprefix("spark://").split(",")[0].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def _ended_ms(row: dict[str, Any]) -> int | None:
+    """When a progress report's batch ended: its start ``timestamp`` + ``durationMs.triggerExecution``, epoch ms."""
+    started = _epoch_ms(row.get("timestamp"))
+    if started is None:
+        return None
+    return started + int(row.get("durationMs", {}).get("triggerExecution", 0) or 0)
 
 
 def _epoch_ms(iso: Any) -> int | None:
@@ -362,3 +385,6 @@ def _is_no_data_batch(row: dict[str, Any]) -> bool:
     """A batch Spark ran without input to move the watermark (it emits closed windows); idle reports that repeat
     the last batch id have no ``durationMs.addBatch``."""
     return "addBatch" in row.get("durationMs", {})
+
+
+__all__ = ["SparkEngine", "SparkSettings", "input_rows"]

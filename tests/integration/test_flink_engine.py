@@ -21,7 +21,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
 
 from harness import workload
-from harness.engines.base import FAIRNESS_KEYS, EngineContext
+from harness.engines.base import FAIRNESS_KEYS, EngineContext, Setting, normalise_fairness
 from harness.engines.flink import FlinkEngine, FlinkPythonEngine
 from harness.errors import EngineError
 from harness.kafka import create_topics
@@ -79,7 +79,7 @@ class Run:
     engine: FlinkEngine
     windows: workload.Windows
     records: list[dict[str, Any]]
-    fairness: dict[str, str]
+    fairness: dict[str, Setting]
     metrics: dict[str, Any]
     commands: dict[int, str]
     """pid → command line of the job's processes while it ran."""
@@ -150,7 +150,8 @@ def run_engine(
         group = engine.process.pid if engine.process else -1
     finally:
         engine.stop()
-    return Run(engine, windows, records, engine.fairness(), metrics, commands, group, _group_members(group))
+    fairness = normalise_fairness(engine.fairness())
+    return Run(engine, windows, records, fairness, metrics, commands, group, _group_members(group))
 
 
 def _group_members(group: int) -> list[int]:
@@ -212,16 +213,16 @@ def test_output_format_and_one_record_per_pair(run: Run) -> None:
 def test_exactly_once_reads_committed(run: Run) -> None:
     assert run.engine.read_committed is (run.engine.settings.delivery == "exactly-once")
     if run.engine.read_committed:
-        assert "exactly-once" in run.fairness["delivery"]
-        assert "checkpoint" in run.fairness["delivery"]
+        assert run.fairness["delivery"].value == "exactly-once"
+        assert "checkpoint" in run.fairness["delivery"].detail
 
 
 def test_fairness_names_every_key(run: Run) -> None:
     assert set(run.fairness) == set(FAIRNESS_KEYS)
-    assert run.fairness["parallelism"] == str(PARTITIONS)
-    assert run.fairness["deployment"].startswith("local MiniCluster")
-    assert run.fairness["output_mode"] == "append (window emitted once when final)"
-    assert "2s" in run.fairness["watermark"]
+    assert run.fairness["parallelism"].value == str(PARTITIONS)
+    assert run.fairness["deployment"].value == "local"
+    assert run.fairness["output_mode"].value == "append"
+    assert run.fairness["watermark"].value == "2000 ms, per partition (min over partitions)"
 
 
 def test_metrics_come_from_the_rest_endpoint(run: Run) -> None:
@@ -233,6 +234,15 @@ def test_metrics_come_from_the_rest_endpoint(run: Run) -> None:
     assert {v["parallelism"] for v in snapshot["vertices"]} == {PARTITIONS}
     saved = json.loads((run.engine.run_dir / "flink-metrics.json").read_text())
     assert len(saved) >= 1
+
+
+def test_input_rows_count_every_record_read(run: Run) -> None:
+    samples = run.metrics["input_rows"]
+    assert samples[0]["rows"] == 0  # sampling starts when the job is ready, before any load
+    assert samples[-1]["rows"] == len(events()) + PARTITIONS  # the events and one flush record per partition
+    assert [s["rows"] for s in samples] == sorted(s["rows"] for s in samples)
+    assert len(samples) >= 3 and all(b["t_ms"] > a["t_ms"] for a, b in zip(samples, samples[1:]))
+    assert any(point["processed"] > 0 for point in run.metrics["processed_series"])
 
 
 def test_stop_leaves_no_process(run: Run) -> None:

@@ -23,7 +23,7 @@ import pytest
 from confluent_kafka import Producer
 
 from harness import oracle
-from harness.engines.base import FAIRNESS_KEYS, EngineContext
+from harness.engines.base import FAIRNESS_KEYS, EngineContext, Setting
 from harness.engines.registry import resolve_engine
 from harness.engines.spark import SparkEngine, SparkSettings
 from harness.errors import EngineError
@@ -217,14 +217,20 @@ def test_metrics_come_from_spark_progress(spark_run: SparkRun) -> None:
     assert metrics["batches_with_data"] >= CHUNKS
     assert metrics["batch_duration_ms_max"] >= metrics["batch_duration_ms_mean"] > 0
     assert any(point["processed_rows_per_s"] for point in metrics["series"])
+    samples = metrics["input_rows"]
+    assert samples[-1]["rows"] == EVENTS + PARTITIONS
+    assert [s["rows"] for s in samples] == sorted(s["rows"] for s in samples)
+    assert [s["t_ms"] for s in samples] == sorted(s["t_ms"] for s in samples)
+    assert abs(samples[-1]["t_ms"] - time.time() * 1000) < 3_600_000  # epoch milliseconds, not seconds
 
 
 def test_fairness_names_every_key(spark_run: SparkRun) -> None:
     fairness = spark_run.engine.fairness()
     assert set(fairness) == set(FAIRNESS_KEYS)
-    assert fairness["output_mode"].startswith(spark_run.engine.settings.output_mode)
-    assert fairness["deployment"] == "local[2]"
-    assert fairness["late_events"] == "dropped when window closed (watermark ≥ end)"
+    assert fairness["output_mode"] == Setting.of(fairness["output_mode"])  # structured, not prose
+    assert fairness["output_mode"].value == spark_run.engine.settings.output_mode
+    assert fairness["deployment"] == Setting("local", "local[2]")
+    assert fairness["late_events"].value == "dropped"
 
 
 def test_stop_leaves_no_process(spark_run: SparkRun) -> None:

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from harness.engines.base import FAIRNESS_KEYS, EngineContext
-from harness.engines.flink import FlinkEngine, FlinkPythonEngine, FlinkPythonSettings, FlinkSettings
+from harness.engines.base import FAIRNESS_KEYS, EngineContext, Setting
+from harness.engines.flink import (
+    FlinkEngine,
+    FlinkPythonEngine,
+    FlinkPythonSettings,
+    FlinkSettings,
+    _Sampler,
+    is_leftover,
+    job_name_for,
+    processed_series,
+)
 from harness.engines.jobs.flink_sql_job import job_configuration, sql_epoch_ms, sql_interval, statements
 from harness.engines.registry import resolve_engine
 from harness.workload import JobSpec
@@ -115,10 +129,31 @@ def test_job_configuration(tmp_path: Path) -> None:
     assert config["state.backend.type"] == "rocksdb"
 
 
+def test_local_minicluster_listens_on_loopback_by_default() -> None:
+    config = job_configuration(spec(FlinkSettings()), rest_port=43210, connector_jar="/x/c.jar", job_name="j")
+    for key in ("rest.bind-address", "jobmanager.bind-host", "taskmanager.bind-host", "rest.address",
+                "jobmanager.rpc.address", "taskmanager.host"):
+        assert config[key] == "127.0.0.1", key
+
+
+def test_bind_address_every_interface_still_advertises_loopback() -> None:
+    settings = FlinkSettings(bind_address="0.0.0.0")
+    config = job_configuration(spec(settings), rest_port=43210, connector_jar="/x/c.jar", job_name="j")
+    assert config["rest.bind-address"] == config["jobmanager.bind-host"] == config["taskmanager.bind-host"] == "0.0.0.0"
+    assert config["rest.address"] == config["taskmanager.host"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("value", ["", "http://x", "a b", 5])
+def test_bind_address_must_be_an_address(value: object) -> None:
+    with pytest.raises(ValidationError, match="must be an IP address or host name"):
+        FlinkSettings(bind_address=value)
+
+
 def test_job_configuration_on_a_cluster_without_checkpoints() -> None:
     settings = FlinkSettings(checkpoint_interval="off")
     config = job_configuration(spec(settings), rest_port=0, connector_jar="/x/c.jar", job_name="j")
     assert "rest.port" not in config
+    assert not any(key.endswith(("bind-host", "bind-address")) for key in config)  # the cluster's own business
     assert not any(key.startswith("execution.checkpointing") for key in config)
 
 
@@ -129,35 +164,60 @@ def engine(tmp_path: Path, engine_class: type[FlinkEngine] = FlinkEngine, **sett
 
 def test_fairness_local(tmp_path: Path) -> None:
     fairness = engine(tmp_path).fairness()
-    assert set(fairness) == set(FAIRNESS_KEYS)
-    assert fairness["checkpointing"].startswith("every 10s")
-    assert fairness["delivery"] == "at-least-once"
-    assert fairness["deployment"] == "local MiniCluster (one JVM, -Xmx2g)"
-    assert fairness["parallelism"] == "2" and fairness["partitions"] == "4"
-    assert fairness["watermark"].startswith("bounded out-of-orderness 2s (max ts − D)")
+    assert list(fairness) == list(FAIRNESS_KEYS)
+    assert all(isinstance(value, Setting) for value in fairness.values())
+    assert fairness["output_mode"].value == "append"
+    assert fairness["trigger"] == Setting("per record", "each record updates its windows as it arrives; windows "
+                                          "fire on watermarks, emitted every 200ms")
+    assert fairness["watermark"].value == "2000 ms, per partition (min over partitions)"
+    assert "a partition idle for 5s" in fairness["watermark"].detail
+    assert fairness["late_events"].value == "dropped"
+    assert fairness["checkpointing"] == Setting("10000 ms", "at-least-once barriers, to the run directory")
+    assert fairness["delivery"] == Setting("at-least-once", "Kafka sink")
+    assert fairness["parallelism"].value == "2" and fairness["partitions"].value == "4"
+    assert fairness["deployment"] == Setting("local", "MiniCluster in one JVM, -Xmx2g")
 
 
 def test_fairness_exactly_once_on_a_cluster(tmp_path: Path) -> None:
     flink = engine(tmp_path, delivery="exactly-once", jobmanager="flink-jm:8081", checkpoint_interval="5s")
     assert flink.read_committed
     fairness = flink.fairness()
-    assert fairness["delivery"].startswith("exactly-once (Kafka transactions committed on checkpoint")
-    assert fairness["deployment"] == "session cluster at flink-jm:8081"
+    assert fairness["delivery"].value == "exactly-once"
+    assert fairness["delivery"].detail.startswith("Kafka transactions committed on checkpoint")
+    assert fairness["checkpointing"].value == "5000 ms"
+    assert fairness["deployment"] == Setting("cluster", "session cluster at flink-jm:8081")
+
+
+def test_fairness_parallelism_follows_a_config_override(tmp_path: Path) -> None:
+    fairness = engine(tmp_path, config={"parallelism.default": "3"}).fairness()
+    assert fairness["parallelism"].value == "3"
 
 
 def test_fairness_python(tmp_path: Path) -> None:
     fairness = engine(tmp_path, FlinkPythonEngine, checkpoint_interval="off").fairness()
-    assert fairness["checkpointing"] == "off"
-    assert "Python bundles" in fairness["trigger"]
-    assert "(max ts − D − 1 ms)" in fairness["watermark"]
+    assert fairness["checkpointing"] == Setting("off")
+    assert fairness["trigger"].value == "per bundle (at most 100000 records or 1000 ms)"
+    assert "− 1 ms" in fairness["watermark"].detail
     assert not engine(tmp_path, FlinkPythonEngine).read_committed
+
+
+def test_python_watermark_scope_follows_subtasks_per_partition(tmp_path: Path) -> None:
+    """One source subtask per partition: the same watermark as SQL's; fewer subtasks: a different one."""
+    settings = FlinkPythonSettings()
+    sql = engine(tmp_path).fairness()["watermark"].value
+    one_per_partition = JobSpec("b:9092", "in", "out", 10_000, 10_000, 2_000, 4, 4, str(tmp_path), {})
+    python = FlinkPythonEngine(settings, EngineContext(one_per_partition, tmp_path)).fairness()["watermark"].value
+    assert python == sql
+    shared = JobSpec("b:9092", "in", "out", 10_000, 10_000, 2_000, 2, 4, str(tmp_path), {})
+    python = FlinkPythonEngine(settings, EngineContext(shared, tmp_path)).fairness()["watermark"].value
+    assert python == "2000 ms, per source subtask (min over subtasks)"
 
 
 def test_cluster_command(tmp_path: Path) -> None:
     flink = engine(tmp_path, FlinkPythonEngine, jobmanager="flink-jm:8081")
     argv = flink.cluster_command(["--spec", "s.json"])
-    assert Path(argv[0]).name == "flink" and argv[1] == "run"
-    assert argv[2:6] == ["-t", "remote", "-Drest.address=flink-jm", "-Drest.port=8081"]
+    assert Path(argv[0]).name == "flink" and argv[1:3] == ["run", "-sae"]  # -sae: the client's end cancels the job
+    assert argv[3:7] == ["-t", "remote", "-Drest.address=flink-jm", "-Drest.port=8081"]
     job_file = Path(argv[argv.index("-py") + 1])
     assert job_file.name == "flink_python_job.py" and job_file.exists()
     package = Path(argv[argv.index("-pyfs") + 1])
@@ -170,3 +230,88 @@ def test_stop_before_start_is_harmless(tmp_path: Path) -> None:
     flink.stop()
     flink.stop()
     assert flink.metrics()["snapshots"] == []
+
+
+def test_job_name_carries_host_pid_and_run_tag(tmp_path: Path) -> None:
+    run_spec = JobSpec("b:9092", "bench-20261125T120000Z-smoke-flink-r2-in", "out", 10_000, 10_000, 2_000, 2, 2,
+                       str(tmp_path), {})
+    name = job_name_for(run_spec)
+    match = re.fullmatch(r"streambench_([^_]+)_(\d+)_bench-20261125T120000Z-smoke-flink-r2_([0-9a-f]{6})", name)
+    assert match is not None, name
+    assert int(match[2]) == os.getpid()
+    assert job_name_for(run_spec) != name  # a nonce: a repeated run never reuses a name
+
+
+def test_leftovers_are_jobs_of_a_bench_that_is_gone() -> None:
+    gone = _dead_pid()
+    def job(name: str, state: str = "RUNNING") -> dict[str, str]:
+        return {"name": name, "state": state}
+
+    assert is_leftover(job(f"streambench_h1_{gone}_bench-x-flink-r1_0a1b2c"), host="h1")
+    assert is_leftover(job(f"streambench_h1_{os.getpid()}_t_0a1b2c"), host="h1")  # this bench runs one job at a time
+    assert not is_leftover(job(f"streambench_h1_{gone}_t_0a1b2c", "CANCELED"), host="h1")
+    assert not is_leftover(job(f"streambench_h2_{gone}_t_0a1b2c"), host="h1")  # another host's: cannot tell
+    assert not is_leftover(job(f"streambench_h1_{os.getppid()}_t_0a1b2c"), host="h1")  # a bench still alive
+    assert not is_leftover(job("someone-elses-job"), host="h1")
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_sampler_keeps_a_non_decreasing_count_and_skips_failed_reads() -> None:
+    answers: list[object] = [None, 10, OSError("refused"), 25, 20]
+
+    def read() -> int | None:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    sampler = _Sampler(read, interval=1.0)
+    for _ in range(5):
+        sampler.sample()
+    assert [s["rows"] for s in sampler.samples()] == [10, 25, 25]
+    times = [s["t_ms"] for s in sampler.samples()]
+    assert times == sorted(times) and abs(times[0] - time.time() * 1000) < 60_000
+
+
+def test_sampler_thread_samples_until_stopped() -> None:
+    counter = iter(range(1_000_000))
+    sampler = _Sampler(lambda: next(counter), interval=0.01)
+    sampler.start()
+    deadline = time.monotonic() + 30
+    while len(sampler.samples()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sampler.stop()
+    taken = len(sampler.samples())
+    assert taken >= 3
+    time.sleep(0.05)
+    assert len(sampler.samples()) == taken
+
+
+def test_processed_series_is_the_counter_delta_per_second() -> None:
+    samples = [{"t_ms": 1_000, "rows": 0}, {"t_ms": 2_000, "rows": 500}, {"t_ms": 2_000, "rows": 600},
+               {"t_ms": 4_000, "rows": 2_600}]
+    assert processed_series(samples) == [{"t_ms": 2_000, "processed": 500.0}, {"t_ms": 4_000, "processed": 1000.0}]
+
+
+def test_metrics_before_start_hold_empty_series(tmp_path: Path) -> None:
+    metrics = engine(tmp_path).metrics()
+    assert metrics["input_rows"] == [] and metrics["processed_series"] == [] and metrics["job_id"] is None
+
+
+def test_versions_without_an_instance() -> None:
+    assert FlinkPythonEngine.versions()["flink_api"] == "DataStream API, Python functions"
+    assert FlinkEngine.versions()["flink_kafka_connector"] == "5.0.0-2.2"
+
+
+def test_job_settings_keep_durations_in_milliseconds(tmp_path: Path) -> None:
+    settings = engine(tmp_path, FlinkPythonEngine, watermark_interval="1s").job_spec().settings
+    assert settings["watermark_interval"] == 1_000 and settings["python_bundle_time"] == 1_000
+    assert settings["python_executable"] == sys.executable
+    config = job_configuration(spec(FlinkSettings(watermark_interval="1s")), rest_port=1, connector_jar="/c.jar",
+                               job_name="j")
+    assert config["pipeline.auto-watermark-interval"] == "1000 ms"

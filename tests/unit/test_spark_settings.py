@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from harness.engines.base import FAIRNESS_KEYS, EngineContext
+from harness.engines.base import FAIRNESS_KEYS, EngineContext, Setting
 from harness.engines.jobs.spark_job import spark_conf
 from harness.engines.registry import resolve_engine
-from harness.engines.spark import SparkEngine, SparkSettings
+from harness.engines.spark import SparkEngine, SparkSettings, input_rows
 from harness.errors import EngineError
 from harness.workload import JobSpec
 
@@ -86,22 +86,86 @@ def test_max_offsets_per_trigger_is_positive() -> None:
 def test_fairness_reports_every_key(tmp_path: Path) -> None:
     fairness = engine(tmp_path).fairness()
     assert list(fairness) == list(FAIRNESS_KEYS)
-    assert fairness["output_mode"].startswith("append: each (window, user) once")
-    assert fairness["trigger"] == "micro-batch, next batch as soon as the previous ends (processingTime 0)"
-    assert fairness["watermark"].startswith("max event time over all partitions − 2s")
-    assert fairness["late_events"] == "dropped when window closed (watermark ≥ end)"
-    assert fairness["checkpointing"].startswith("micro-batch offsets/state to local dir every batch")
-    assert fairness["delivery"] == "at-least-once (Kafka sink)"
-    assert fairness["partitions"] == "4"
-    assert fairness["deployment"] == "local[2]"
+    assert all(isinstance(value, Setting) for value in fairness.values())
+    assert fairness["output_mode"].value == "append"
+    assert fairness["output_mode"].detail.startswith("each (window, user) once")
+    assert fairness["trigger"] == Setting("micro-batch, as fast as possible",
+                                          "processingTime 0: next batch when the last ends")
+    assert fairness["watermark"].value == "2000 ms, global (max over partitions)"
+    assert fairness["late_events"].value == "dropped"
+    assert fairness["checkpointing"].value == "every micro-batch"
+    assert fairness["checkpointing"].detail == "offsets and state to the run directory (hdfs state store)"
+    assert fairness["delivery"].value == "at-least-once"
+    assert fairness["parallelism"] == Setting("2", "local cores / shuffle partitions")
+    assert fairness["partitions"].value == "4"
+    assert fairness["deployment"] == Setting("local", "local[2]")
 
 
 def test_fairness_follows_the_settings(tmp_path: Path) -> None:
     fairness = engine(tmp_path, output_mode="update", trigger="500ms", max_offsets_per_trigger=1000,
-                      master="spark://head:7077").fairness()
-    assert fairness["output_mode"].startswith("update:")
-    assert fairness["trigger"] == "micro-batch every 500ms (processingTime), at most 1000 records per batch"
-    assert fairness["deployment"] == "spark://head:7077"
+                      master="spark://head:7077", bind_address="0.0.0.0").fairness()
+    assert fairness["output_mode"].value == "update"
+    assert fairness["trigger"].value == "micro-batch every 500 ms, at most 1000 records per batch"
+    assert fairness["deployment"] == Setting("cluster", "spark://head:7077 (client mode: the driver runs here)")
+    assert fairness["parallelism"] == Setting("2", "executor cores (spark.cores.max) / shuffle partitions")
+
+
+def test_fairness_parallelism_names_overrides(tmp_path: Path) -> None:
+    assert engine(tmp_path, master="local[3]").fairness()["parallelism"].value == "3, 2 shuffle partitions"
+    shuffled = engine(tmp_path, conf={"spark.sql.shuffle.partitions": "8"}).fairness()
+    assert shuffled["parallelism"].value == "2, 8 shuffle partitions"
+
+
+def test_driver_listens_on_loopback_by_default(tmp_path: Path) -> None:
+    spark = engine(tmp_path)
+    assert spark.environment()["SPARK_LOCAL_IP"] == "127.0.0.1"
+    conf = spark_conf(spark.job_spec(), tmp_path / "log4j2.properties")
+    assert conf["spark.driver.bindAddress"] == conf["spark.driver.host"] == "127.0.0.1"
+
+
+def test_bind_address_every_interface_lets_spark_choose_the_advertised_host(tmp_path: Path) -> None:
+    spark = engine(tmp_path, bind_address="0.0.0.0", conf={"spark.driver.host": "bench-host"})
+    assert "SPARK_LOCAL_IP" not in spark.environment()
+    conf = spark_conf(spark.job_spec(), tmp_path / "log4j2.properties")
+    assert conf["spark.driver.bindAddress"] == "0.0.0.0" and conf["spark.driver.host"] == "bench-host"
+
+
+def test_conf_bind_address_wins(tmp_path: Path) -> None:
+    spark = engine(tmp_path, master="spark://spark-master:7077",
+                   conf={"spark.driver.host": "harness", "spark.driver.bindAddress": "0.0.0.0"})  # cluster-example
+    assert "SPARK_LOCAL_IP" not in spark.environment()
+    assert spark_conf(spark.job_spec(), tmp_path / "x")["spark.driver.bindAddress"] == "0.0.0.0"
+
+
+def test_remote_master_needs_a_reachable_driver() -> None:
+    [line] = errors(master="spark://head:7077")
+    assert "executors must reach the driver here, but the driver binds 127.0.0.1 by default" in line
+    assert SparkSettings(master="spark://127.0.0.1:7077").bind_address == "127.0.0.1"
+    assert SparkSettings(master="spark://localhost:7077").bind_address == "127.0.0.1"
+    assert SparkSettings(master="spark://head:7077", bind_address="10.0.0.5").bind_address == "10.0.0.5"
+
+
+@pytest.mark.parametrize("value", ["", "http://x", "a b"])
+def test_bind_address_must_be_an_address(value: str) -> None:
+    [line] = errors(bind_address=value)
+    assert "must be an IP address or host name" in line
+
+
+def test_input_rows_are_cumulative_at_each_batch_end() -> None:
+    progress = [
+        {"timestamp": "2025-11-25T12:00:00.000Z", "numInputRows": 0, "durationMs": {"triggerExecution": 500}},
+        {"timestamp": "2025-11-25T12:00:00.500Z", "numInputRows": 300, "durationMs": {"triggerExecution": 700}},
+        {"timestamp": "unreadable", "numInputRows": 50, "durationMs": {"triggerExecution": 10}},
+        {"timestamp": "2025-11-25T12:00:01.200Z", "numInputRows": 200, "durationMs": {"triggerExecution": 800}},
+        {"timestamp": "2025-11-25T12:00:12.000Z", "numInputRows": 0, "durationMs": {"triggerExecution": 3}},
+    ]
+    t0 = 1_764_072_000_000  # 2025-11-25T12:00:00Z
+    assert input_rows(progress) == [
+        {"t_ms": t0 + 500, "rows": 0},
+        {"t_ms": t0 + 1_200, "rows": 300},
+        {"t_ms": t0 + 2_000, "rows": 550},  # the unreadable report's rows count, at the next readable time
+        {"t_ms": t0 + 12_003, "rows": 550},
+    ]
 
 
 def test_metrics_summarise_the_progress_file(tmp_path: Path) -> None:
@@ -121,11 +185,13 @@ def test_metrics_summarise_the_progress_file(tmp_path: Path) -> None:
     assert metrics["batch_duration_ms_mean"] == 650
     assert metrics["batch_duration_ms_max"] == 1000
     assert [point["processed_rows_per_s"] for point in metrics["series"]] == [None, 100.0]
+    assert [sample["rows"] for sample in metrics["input_rows"]] == []  # "t0" … are no times: no samples
 
 
 def test_metrics_before_the_first_batch(tmp_path: Path) -> None:
     metrics = engine(tmp_path).metrics()
     assert metrics["batches"] == 0 and metrics["rows_in"] == 0 and metrics["series"] == []
+    assert metrics["input_rows"] == []
 
 
 def test_leftover_checkpoint_is_refused(tmp_path: Path) -> None:

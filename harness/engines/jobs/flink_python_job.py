@@ -20,7 +20,9 @@ How it realises the contract of :mod:`harness.workload`
       delivery guarantee (see the SQL job). Records carry no key (PyFlink's serialisation schemas cannot pick
       one field as the key); the collector reads values only.
 
-Side channels: the REST endpoint on ``--rest-port`` and ``BENCH_JOB_ID <id>`` on stdout, as in the SQL job.
+Side channels, addresses and submission as in the SQL job: the REST endpoint on ``--rest-port``, the job found by
+its ``--job-name``, run through the blocking ``execute`` (cancelled with its ``flink run -sae`` client). The Python
+functions run in this process through PyFlink's loopback worker pool, bound to ``settings.bind_address``.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ import json
 import sys
 from typing import Any, Iterable
 
+from harness.engines.jobs import LOOPBACK
 from harness.engines.jobs.flink_sql_job import (
-    announce,
     configuration,
     job_configuration,
     parse_args,
+    serve_python_workers,
     transactional_options,
 )
 from harness.workload import JobSpec, result_record
@@ -155,11 +158,11 @@ def main(argv: list[str]) -> int:
 
     values = job_configuration(spec, rest_port=args.rest_port, connector_jar=args.connector_jar, job_name=args.job_name)
     values.update(python_configuration(spec))
+    if args.rest_port:
+        serve_python_workers(spec.settings.get("bind_address") or LOOPBACK)
     env = StreamExecutionEnvironment.get_execution_environment(configuration(values))
     build(env, spec, args.job_name)
-    job_client = env.execute_async(args.job_name)
-    announce(job_client)
-    job_client.get_job_execution_result().result()  # runs until cancelled or failed
+    env.execute(args.job_name)  # runs until cancelled or failed
     return 0
 
 

@@ -22,8 +22,11 @@ How it realises the contract of :mod:`harness.workload`
     - State: checkpoints (if enabled) to ``<state_dir>/flink-checkpoints``; no restarts (a failure ends the job,
       and the harness reports it instead of measuring a recovering job).
 
-Side channels for the harness: the REST endpoint on ``--rest-port`` (127.0.0.1), and the line
-``BENCH_JOB_ID <id>`` on stdout once the job is submitted.
+Side channel for the harness: the REST endpoint on ``--rest-port``, where the engine finds the job by its unique
+``--job-name``. Locally the MiniCluster (REST, blob server) and PyFlink's Python worker pool listen on
+``settings.bind_address`` (127.0.0.1 by default). The job runs through ``StreamExecutionEnvironment.execute``
+(the SQL attached to it as a DataStream program): submitted with ``flink run -sae``, that path cancels the job
+when the client is terminated.
 """
 
 from __future__ import annotations
@@ -34,10 +37,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.engines.jobs import LOOPBACK, advertised_address
 from harness.workload import JobSpec
 
-JOB_ID_MARKER = "BENCH_JOB_ID"
-"""Printed with the Flink job id once the job is submitted."""
 CHECKPOINT_DIR = "flink-checkpoints"
 """Checkpoint directory inside the spec's ``state_dir``."""
 EPOCH = "TIMESTAMP '1970-01-01 00:00:00'"
@@ -77,17 +79,10 @@ def job_configuration(spec: JobSpec, *, rest_port: int, connector_jar: str, job_
         "restart-strategy.type": "none",
         "table.local-time-zone": "UTC",
     }
-    if rest_port:  # local MiniCluster: its REST endpoint on a port chosen by the engine, loopback only
-        config.update(
-            {
-                "rest.port": str(rest_port),
-                "rest.bind-port": str(rest_port),
-                "rest.address": "127.0.0.1",
-                "rest.bind-address": "127.0.0.1",
-                # the REST API serves metrics cached for this long (default 10 s): 1 s gives a per-second series
-                "metrics.fetcher.update-interval": "1000",
-            }
-        )
+    if rest_port:  # local MiniCluster: its REST endpoint on a port chosen by the engine
+        config.update(local_addresses(settings.get("bind_address") or LOOPBACK, rest_port))
+        # the REST API serves metrics cached for this long (default 10 s): 1 s gives a per-second series
+        config["metrics.fetcher.update-interval"] = "1000"
     interval = settings.get("checkpoint_interval")
     if interval:
         exactly_once = settings["delivery"] == "exactly-once"
@@ -100,6 +95,51 @@ def job_configuration(spec: JobSpec, *, rest_port: int, connector_jar: str, job_
         )
     config.update({key: str(value) for key, value in settings.get("config", {}).items()})
     return config
+
+
+def local_addresses(bind_address: str, rest_port: int) -> dict[str, str]:
+    """Where the local MiniCluster listens: REST endpoint and blob server (``jobmanager.bind-host``; Flink binds
+    it to every interface otherwise) on ``bind_address``, and the addresses it gives its own clients."""
+    advertised = advertised_address(bind_address)
+    return {
+        "rest.port": str(rest_port),
+        "rest.bind-port": str(rest_port),
+        "rest.address": advertised,
+        "rest.bind-address": bind_address,
+        "jobmanager.bind-host": bind_address,
+        "jobmanager.rpc.address": advertised,
+        "taskmanager.bind-host": bind_address,
+        "taskmanager.host": advertised,
+    }
+
+
+def serve_python_workers(bind_address: str) -> None:
+    """Make PyFlink's loopback worker pool (the gRPC service through which a local MiniCluster runs Python
+    functions in this process) listen on ``bind_address`` instead of every interface (``[::]:0``, hard-coded in
+    ``BeamFnLoopbackWorkerPoolServicer.start``). Its ``start`` is replaced by one that starts a single server on
+    ``bind_address`` (PyFlink calls ``start`` for each environment, and the singleton's ``__init__`` forgets the
+    address every time). Written against PyFlink 2.2.1; the loopback integration test checks it still holds."""
+    import atexit
+
+    import grpc
+    from apache_beam.portability.api import beam_fn_api_pb2_grpc
+    from apache_beam.utils import thread_pool_executor
+    from pyflink.fn_execution.beam.beam_worker_pool_service import BeamFnLoopbackWorkerPoolServicer
+
+    started: list[str] = []
+
+    def start(pool: Any) -> str:
+        if not started:
+            server = grpc.server(thread_pool_executor.shared_unbounded_instance())
+            port = server.add_insecure_port(f"{bind_address}:0")
+            beam_fn_api_pb2_grpc.add_BeamFnExternalWorkerPoolServicer_to_server(pool, server)
+            server.start()
+            atexit.register(server.stop, 1)
+            started.append(f"{advertised_address(bind_address)}:{port}")
+        pool._worker_address = started[0]
+        return started[0]
+
+    BeamFnLoopbackWorkerPoolServicer.start = start
 
 
 def source_options(spec: JobSpec, job_name: str) -> dict[str, str]:
@@ -192,10 +232,6 @@ def configuration(values: dict[str, str]) -> Any:
     return config
 
 
-def announce(job_client: Any) -> None:
-    print(f"{JOB_ID_MARKER} {job_client.get_job_id()}", flush=True)
-
-
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     spec = JobSpec.from_json(json.loads(args.spec.read_text()))
@@ -205,6 +241,8 @@ def main(argv: list[str]) -> int:
     config = configuration(
         job_configuration(spec, rest_port=args.rest_port, connector_jar=args.connector_jar, job_name=args.job_name)
     )
+    if args.rest_port:
+        serve_python_workers(spec.settings.get("bind_address") or LOOPBACK)
     env = StreamExecutionEnvironment.get_execution_environment(config)
     environment = EnvironmentSettings.new_instance().in_streaming_mode().with_configuration(config).build()
     table_env = StreamTableEnvironment.create(env, environment_settings=environment)
@@ -214,9 +252,10 @@ def main(argv: list[str]) -> int:
     print(insert, flush=True)
     table_env.execute_sql(source)
     table_env.execute_sql(sink)
-    result = table_env.execute_sql(insert)
-    announce(result.get_job_client())
-    result.wait()  # runs until cancelled or failed
+    statement_set = table_env.create_statement_set()
+    statement_set.add_insert_sql(insert)
+    statement_set.attach_as_datastream()
+    env.execute(args.job_name)  # runs until cancelled or failed
     return 0
 
 

@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.engines.jobs import LOOPBACK, WILDCARD_ADDRESSES
 from harness.units import parse_duration_ms
 from harness.workload import JobSpec
 
@@ -142,11 +143,21 @@ def spark_conf(spec: JobSpec, log4j_config: Path) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",  # a progress bar of carriage returns in the log
         "spark.sql.streaming.stateStore.providerClass": _STATE_STORES[settings.get("state_store", "hdfs")],
     }
+    conf.update(_driver_address(settings.get("bind_address") or LOOPBACK))
     if standalone:
         # a standalone application takes every core of the cluster unless capped: run with the scenario's
         # parallelism, as Flink does with its slots
         conf["spark.cores.max"] = str(spec.parallelism)
     conf.update({str(key): str(value) for key, value in (settings.get("conf") or {}).items()})
+    return conf
+
+
+def _driver_address(bind_address: str) -> dict[str, str]:
+    """Where the driver's RPC endpoint and block manager listen, and the address it gives executors: the bind
+    address itself, or Spark's own choice of this host's name when it binds every interface."""
+    conf = {"spark.driver.bindAddress": bind_address}
+    if bind_address not in WILDCARD_ADDRESSES:
+        conf["spark.driver.host"] = bind_address
     return conf
 
 
