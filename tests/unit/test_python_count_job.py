@@ -182,6 +182,13 @@ def test_results_are_compact_json_of_the_workload_record() -> None:
     assert is_result(value)
 
 
+@pytest.mark.parametrize("user", ["u00042", 'say "hi"', "back\\slash", "üser", "tab\tnew\nline", ""])
+@pytest.mark.parametrize("count", [0, 17, 2**40])
+def test_results_are_byte_for_byte_what_json_dumps_writes(user: str, count: int) -> None:
+    reference = json.dumps(workload.result_record(user, -10_000, 1_764_072_000_000, count), separators=(",", ":"))
+    assert encode_result(user, -10_000, 1_764_072_000_000, count) == reference.encode()
+
+
 @pytest.mark.parametrize("kind", MALFORMED_KINDS)
 def test_every_malformed_kind_is_not_a_result_record(kind: str) -> None:
     assert not is_result(malformed_value(kind, "u00042", 0, 10_000, 17))
