@@ -75,9 +75,10 @@ def max_workers() -> int:
 
 
 class StrictModel(BaseModel):
-    """Unknown keys are errors and models are immutable once validated."""
+    """Unknown keys are errors, numbers are finite (``.inf`` and ``.nan`` are refused, not written to ``run.json``
+    as ``null``), and models are immutable once validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _CrossFieldErrors(ValueError):
@@ -791,6 +792,7 @@ def _message(error: dict[str, Any]) -> str:
         "int_from_float": "must be a whole number",
         "float_parsing": "must be a number",
         "float_type": "must be a number",
+        "finite_number": "must be a finite number",
         "string_type": "must be a string",
         "bool_parsing": "must be true or false",
         "dict_type": "must be a mapping",
