@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from harness import histograms, verdicts
+from harness.engines.base import normalise_fairness
 from harness.judge import Judgement, empty_records, judge, ordered, visible_ms
 from harness.keepup import judge_keep_up
 from harness.loadgen import GeneratorResult
@@ -182,16 +183,10 @@ def _throughput(inputs: RepetitionInputs, series: pd.DataFrame, in_period: np.nd
 
 
 def fairness_values(fairness: Mapping[str, object]) -> dict[str, FairnessValue]:
-    """``Engine.fairness()`` as stored: a ``Setting`` keeps its value and detail; a plain string (engines written
-    before settings were structured) is its own value, compared after trimming and lower-casing."""
-    out = {}
-    for key, setting in fairness.items():
-        if hasattr(setting, "value"):
-            value, detail = str(getattr(setting, "value")), str(getattr(setting, "detail", "") or "")
-            out[key] = FairnessValue(value, detail or value)
-        else:
-            out[key] = FairnessValue(" ".join(str(setting).split()).lower(), str(setting))
-    return out
+    """``Engine.fairness()`` as stored (:func:`harness.engines.base.normalise_fairness`: a ``Setting`` keeps its
+    value and detail, a plain string from an engine written before settings were structured is its value)."""
+    settings = normalise_fairness(fairness)  # type: ignore[arg-type]
+    return {key: FairnessValue(s.value, s.detail or s.value) for key, s in settings.items()}
 
 
 def _latency_summary(recorded: histograms.Recorded) -> LatencySummary:

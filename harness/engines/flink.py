@@ -46,7 +46,7 @@ from harness.engines.process import ProcessEngine
 from harness.errors import EngineError
 from harness.kafka.embedded import free_port
 from harness.proc import ManagedProcess
-from harness.scenario import Millis
+from harness.units import Millis
 from harness.units import format_duration_ms
 from harness.workload import JobSpec
 

@@ -87,11 +87,7 @@ def test_golden_report_says_what_matters(tmp_path: Path) -> None:
 
 
 def test_equal_settings_worded_differently_do_not_differ_but_real_differences_do(tmp_path: Path) -> None:
-    from harness.engines.base import FAIRNESS_KEYS
-
-    class Setting:
-        def __init__(self, value: str, detail: str) -> None:
-            self.value, self.detail = value, detail
+    from harness.engines.base import FAIRNESS_KEYS, Setting
 
     common = {key: Setting("x", "x") for key in FAIRNESS_KEYS}
     spark = {**common, "parallelism": Setting("4", "4 (local cores / shuffle partitions)"),

@@ -362,7 +362,7 @@ def test_faults_in_the_measured_period_with_room_to_recover_are_accepted() -> No
 
 
 def test_kill_worker_is_accepted_when_every_engine_runs_on_a_cluster() -> None:
-    engines = [{"engine": "spark", "settings": {"master": "spark://spark-master:7077"}},
+    engines = [{"engine": "spark", "settings": {"master": "spark://spark-master:7077", "bind_address": "0.0.0.0"}},
                {"engine": "flink", "settings": {"jobmanager": "flink-jobmanager:8081"}}]
     data = scenario_with(engines=engines, faults=[{"at": "20s", "kind": "kill-worker"}])
     assert parse_scenario(data, source="s").faults[0].kind == "kill-worker"
