@@ -164,8 +164,8 @@ def _results_tables(run: RunData) -> list[str]:
         )
     lines += ["### Latency", ""]
     lines += [
-        f"Result latency = broker append time of the first record with the correct final count − window end; it "
-        f"contains the watermark delay D. Windows ending in the warm-up, or that only the end-of-run records could close (end + D after the load), are not measured "
+        f"Result latency = time the first record with the correct final count became visible (broker append time; "
+        f"for read_committed output the commit) − window end; it contains the watermark delay D. Windows ending in the warm-up, or that only the end-of-run records could close (end + D after the load), are not measured "
         f"(window {fmt_number(float(first.window_size_ms), 'ms')}"
         + (f", slide {fmt_number(float(first.window_slide_ms), 'ms')}" if first.window_slide_ms != first.window_size_ms else "")
         + ").",
