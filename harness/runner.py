@@ -33,6 +33,7 @@ from harness.engines.base import Engine, EngineContext
 from harness.engines.registry import resolve_engine
 from harness.errors import HarnessError, ScenarioError
 from harness.kafka import create_topics, kafka_service
+from harness.kafka.clientlog import client_log_to
 from harness.kafka.service import KafkaEndpoint
 from harness.loadgen import GeneratorResult, Progress, run_generator
 from harness.oracle import Expected, expected_for_run
@@ -83,7 +84,12 @@ def run_scenario(
     try:
         # the oracle, once per run and before any engine starts: its CPU never falls in a measured period
         expected = expected_for_run(scenario, 0)
-        with display, kafka_service(scenario.kafka, run_dir / "kafka") as kafka:
+        # librdkafka's own log lines (transient broker warnings) go to the run's kafka-clients.log, not the terminal
+        with (
+            display,
+            client_log_to(run_dir / "kafka-clients.log"),
+            kafka_service(scenario.kafka, run_dir / "kafka") as kafka,
+        ):
             display.message(f"kafka: {kafka.mode} at {kafka.bootstrap}")
             for repetition in range(1, scenario.repetitions + 1):
                 for entry in scenario.engines:
