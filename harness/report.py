@@ -5,7 +5,9 @@ throughput (target, achieved, processed), result latency (p50 … max) with the 
 event-time latency, correctness, sustainability, CPU and memory — as mean ± 95 % confidence interval
 (Student t) across repetitions when there are several; the fairness table (every setting that changes what or
 when results are emitted, engine by engine, with differences spelled out); warnings in words; and plots
-(latency CDF, latency over time, throughput over time, resources over time).
+(latency CDF with a tail view, latency per measured window, throughput with each engine's processed rate and
+input lag, CPU and RSS a row per component), described as :class:`harness.charts.Chart` and drawn by that one
+helper.
 
 Everything in it comes from the stored result files, so the same run directory always gives the same report.
 """
