@@ -14,6 +14,7 @@ Everything in it comes from the stored result files, so the same run directory a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -554,6 +555,7 @@ def _throughput_chart(run: RunData) -> charts.Chart:
                            title="target, sent and processed rate" + (" (first repetition)" if any(
                                len(reps) > 1 for reps in run.engines.values()) else ""))]
     if any(np.isfinite(np.asarray(line.y, dtype=float)).any() for line in lags):
+        panels[0] = dataclasses.replace(panels[0], xlabel="")  # shared x axis: named under the last panel
         panels.append(charts.Panel(lags, xlabel="seconds since the load started", ylabel="records",
                                    title="input lag: records sent − rows the engine consumed"))
     return charts.Chart(panels, sharex=True, panel_size=(8.0, 3.6))
