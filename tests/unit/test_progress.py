@@ -78,3 +78,15 @@ def test_plain_output_prints_a_line_per_phase_not_per_drain_poll() -> None:
         clock.now += 0.25
         display.update(phase="draining", phase_left_s=60.0 - clock.now + 100.0, answered=answered, expected=100)
     assert len(out.getvalue().splitlines()) == 1
+
+
+def test_the_live_panel_shows_the_same_fields() -> None:
+    clock, out = Clock(), io.StringIO()
+    with ProgressDisplay(out, live=True, clock=clock) as display:
+        display.update(engine="spark", repetition="rep 1/1", phase="measuring", phase_left_s=12.0, expected=50,
+                       sent=0, due=0)
+        clock.now += 5.0
+        display.update(sent=10_000, due=10_000, results=20)
+    text = out.getvalue()
+    assert "measuring, 12 s left" in text and "20 records (50 pairs expected)" in text
+    assert "2,000 achieved / 2,000 target events/s (last 5 s)" in text
