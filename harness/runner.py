@@ -332,7 +332,8 @@ class _EngineRun:
         for max(2 s, slide) — or the collector failed, or ``drain_timeout`` passed."""
         deadline = time.monotonic() + self.scenario.drain_timeout / 1000
         settle_s = max(self.SETTLE_MIN_S, self.scenario.window.slide_ms / 1000)
-        self.display.update(phase="draining", phase_left_s=deadline - time.monotonic())
+        # the load is over: no send rate to show
+        self.display.update(phase="draining", phase_left_s=deadline - time.monotonic(), target_rate=0, achieved_rate=0)
         while True:
             engine.check()
             drain = collector.settle_state(expected.pairs)
