@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from harness.kafka.clientlog import client_logger
+
 
 @dataclass(frozen=True)
 class Record:
@@ -46,6 +48,7 @@ def consumer(
         # the reader wait on fetches; reading 1M result records went from ~160k to ~490k records/s
         # (`bench perf collector`, see the README).
         "queued.min.messages": 1_000_000,
+        "logger": client_logger(),  # librdkafka's log lines to the run's log, not the terminal
     }
     if quiet:
         config["log_level"] = 3
