@@ -13,7 +13,8 @@ A trial's verdict is one of:
 * ``fail`` — the engine fell behind, answered wrongly, broke the SLO or failed: the engine's limit;
 * ``load-path`` — the generator could not drive the rate (its self-check failed): the harness's limit, not the
   engine's. The search ends there, "bounded by the load path at R", and R is never reported as a capacity;
-* ``error`` — the trial could not be judged for another reason (collector failed, interrupted): the search ends.
+* ``error`` — the trial could not be judged for another reason (collector failed, a harness error): the search
+  ends.
 
 Rates are whole events per second, so trial directories and tables name them exactly.
 """
@@ -161,7 +162,11 @@ def judge_trial(summary: RepetitionSummary, slo: Slo | None) -> TrialOutcome:
     if generator is not None and not generator.valid:
         return TrialOutcome("load-path", generator.reason or "the generator could not drive the load", figures)
     if summary.status == "failed":
-        return TrialOutcome("fail", f"engine failed: {summary.error or 'no error message'}", figures)
+        error = summary.error or "no error message"
+        # the runner marks its own bugs "harness error: ..." and a result it could not write "result not
+        # written: ...": neither says anything about the engine
+        own = error.startswith(("harness error:", "result not written:"))
+        return TrialOutcome("error" if own else "fail", error if own else f"engine failed: {error}", figures)
     if not summary.valid:
         return TrialOutcome("error", "; ".join(summary.invalid_reasons), figures)
     problems = _engine_problems(summary, slo)

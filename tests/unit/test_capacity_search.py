@@ -187,3 +187,6 @@ def test_an_engine_failure_fails_the_trial_and_other_invalid_runs_cannot_be_judg
     assert failed.verdict == "fail" and failed.reason == "engine failed: boom"
     broken = judge_trial(golden(valid=False, invalid_reasons=["collector failed: x"]), None)
     assert broken.verdict == "error" and broken.reason == "collector failed: x"
+    ours = judge_trial(golden(status="failed", error="harness error: KeyError: 'x'", valid=False,
+                              invalid_reasons=["engine failed: harness error: KeyError: 'x'"]), None)
+    assert ours.verdict == "error" and ours.reason == "harness error: KeyError: 'x'"
