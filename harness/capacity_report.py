@@ -116,9 +116,12 @@ def _engine_section(engine: str, found: dict[str, Any], ceiling: float | None) -
     lines += ["| trial | offered | verdict | processed | p50 | p99 | CPU | RSS | why |",
               "|---|---|---|---|---|---|---|---|---|"]
     for index, t in enumerate(trials, 1):
+        why = t["reason"]
+        if t.get("first_attempt"):
+            why = (why + "; " if why else "") + f"run twice, the first attempt: {t['first_attempt']['reason']}"
         lines.append(f"| {index} | {_rate(t['rate'])} | {t['verdict']} | {_rate(t.get('processed_rate'))} | "
                      f"{_sec(t.get('p50_ms'))} | {_sec(t.get('p99_ms'))} | {_num(t.get('cpu_mean_percent'), '%')} | "
-                     f"{_mib(t.get('rss_max_bytes'))} | {t['reason'].replace('|', '/')} |")
+                     f"{_mib(t.get('rss_max_bytes'))} | {why.replace('|', '/')} |")
     return [*lines, ""]
 
 
