@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 CAPACITY_FORMAT_VERSION = 1
 SHARES = (0.25, 0.5, 0.75, 1.0)
 """Fractions of the capacity at which capacity.md shows latency (from the passing trial nearest to each)."""
-NEAR = 0.2
-"""A trial stands for a fraction f of the capacity when its rate is within this share of f × capacity."""
+NEAR = 0.1
+"""A trial stands for a fraction f of the capacity when its rate is within this share of f × capacity (the table
+shows its own share beside it)."""
 
 
 def write_capacity_outputs(outcome: CapacityOutcome, scenario: Scenario, started: dt.datetime) -> None:
@@ -106,11 +107,12 @@ def _engine_section(engine: str, found: dict[str, Any], ceiling: float | None) -
     lines += [f"| ended by | {found['ended_by']} |", f"| search wall time | {found['wall_s']:,.0f} s, "
               f"{len(trials)} trial(s) |", ""]
     if capacity is not None:
-        lines += ["| share of capacity | trial rate | latency p50 | latency p99 |", "|---|---|---|---|"]
+        lines += ["| share of capacity | trial rate (its share) | latency p50 | latency p99 |", "|---|---|---|---|"]
         for share in SHARES:
             near = _nearest_pass(trials, share * capacity)
             if near is not None:
-                lines.append(f"| {share:.0%} | {_rate(near['rate'])} | {_sec(near.get('p50_ms'))} | "
+                lines.append(f"| {share:.0%} | {_rate(near['rate'])} ({near['rate'] / capacity:.0%}) | "
+                             f"{_sec(near.get('p50_ms'))} | "
                              f"{_sec(near.get('p99_ms'))} |")
         lines.append("")
     lines += ["| trial | offered | verdict | processed | p50 | p99 | CPU | RSS | why |",
