@@ -127,7 +127,7 @@ def test_capacity_md_shows_latency_at_shares_of_the_capacity_where_trials_exist(
     for row in ("| 25% | 2,500/s (25%) | 2.50 s | 3.75 s |", "| 50% | 5,000/s (50%) | 2.60 s | 3.90 s |",
                 "| 75% | 7,500/s (75%) | 2.70 s | 4.05 s |", "| 100% | 10,000/s (100%) | 3.00 s | 4.50 s |"):
         assert row in text
-    calibration = text[text.index("## calibration"):]
+    calibration = text[text.index("## calibration"):text.index("## spark")]
     assert "| 50% | 20,000/s (50%)" in calibration and "| 75% |" not in calibration  # no trial near 30,000/s
     assert "| sustainable throughput | 40,000/s (bracket 40,000 – not reached/s) |" in text
     assert "| ended by | bounded by the load path at 80,000/s: achieved 80% |" in text
