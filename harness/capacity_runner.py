@@ -165,6 +165,9 @@ def run_capacity(scenario: Scenario, out: Path, *, engines: list[str] | None = N
     from harness.capacity_report import write_capacity_outputs
 
     config = scenario.capacity or CapacityConfig()
+    if config.repetitions != 1:
+        raise HarnessError(f"capacity.repetitions: bench capacity runs one search per engine so far (no confidence "
+                           f"interval yet); set it to 1 (got {config.repetitions})")
     names = engines_to_search(scenario, engines)
     for name in names:
         trial_scenario(scenario, name, config.start)  # every engine's trial is valid before anything starts

@@ -161,3 +161,12 @@ def test_a_load_path_verdict_is_run_once_more_and_the_second_attempt_stands(tmp_
     assert outcome.figures["first_attempt"] == {"verdict": "load-path", "reason": "publish delay p99 120 ms",
                                                 "run_dir": "trials/spark-3250"}
     assert [(r.rate, r.verdict) for r in trials.records] == [(3250, "pass")]
+
+
+def test_repeated_searches_are_refused_until_they_exist(tmp_path: Path) -> None:
+    from harness.capacity_runner import run_capacity
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match=r"capacity.repetitions: .* set it to 1 \(got 3\)"):
+        run_capacity(scenario(repetitions=3), tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing was started or written
