@@ -154,9 +154,11 @@ def _mib(value: float | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- plot
+MARKERS = {"pass": "o", "fail": "x"}
 def plot_capacity(data: dict[str, Any], path: Path) -> Path:
     """Two panels against the offered rate, one colour per engine: result latency p50 (dashed) and p99
-    (solid), and the processed rate beside the line processed = offered. Failed trials are drawn as crosses."""
+    (solid), and the processed rate beside the line processed = offered; markers tell passed trials (o) from
+    failed ones (x) and those the load path or the harness cut short (open squares)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -176,11 +178,12 @@ def plot_capacity(data: dict[str, Any], path: Path) -> Path:
         for ax, key, scale in ((lat_ax, "p99_ms", 1000), (rate_ax, "processed_rate", 1)):
             for t in trials:
                 if t.get(key) is not None:
-                    ax.plot(t["rate"], t[key] / scale, "o" if t["verdict"] == "pass" else "x", color=colour)
+                    ax.plot(t["rate"], t[key] / scale, MARKERS.get(t["verdict"], "s"), color=colour,
+                            fillstyle="none" if t["verdict"] in ("load-path", "error") else "full")
     rate_ax.plot([0, top], [0, top], ":", color="grey", label="processed = offered")
     lat_ax.set(xlabel="offered rate (events/s)", ylabel="result latency (s)", title="Latency vs offered rate")
     rate_ax.set(xlabel="offered rate (events/s)", ylabel="processed rate (events/s)",
-                title="Processed vs offered (x = failed trial)")
+                title="Processed vs offered (o pass, x fail, □ load path)")
     for ax in (lat_ax, rate_ax):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
