@@ -61,9 +61,12 @@ def run_scenario(
     *,
     display: ProgressDisplay | None = None,
     report: bool = True,
+    run_dir: Path | None = None,
 ) -> RunOutcome:
     """Run every engine × repetition of an already validated scenario; write results under ``out``.
 
+    ``run_dir``, when given, is the run directory itself (it must not exist yet; ``bench capacity`` names its
+    trials this way) instead of ``out/<UTC stamp>-<scenario>``.
     Checks that the JVM artifacts are in place before anything starts. Returns the run directory and how the
     run ended; raises only for problems before the first engine starts (e.g. the broker would not start).
     """
@@ -73,7 +76,11 @@ def run_scenario(
                 for entry in scenario.engines}
     display = display or ProgressDisplay()
     # absolute: engine jobs run with their own working directory (and on clusters, on other hosts)
-    run_dir = results.create_run_dir(Path(out).resolve(), scenario.name)
+    if run_dir is None:
+        run_dir = results.create_run_dir(Path(out).resolve(), scenario.name)
+    else:
+        run_dir = Path(run_dir).resolve()
+        run_dir.mkdir(parents=True)  # exclusive, as create_run_dir: a result is never overwritten
     results.write_run_info(
         run_dir, scenario,
         results.environment_fingerprint(kafka_mode=scenario.kafka.mode, deployment=_deployment(scenario)),
