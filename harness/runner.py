@@ -29,7 +29,7 @@ import psutil
 from harness import jvm, results
 from harness.analysis import RepetitionInputs, analyse
 from harness.collector import LiveCollector
-from harness.engines.base import Engine, EngineContext
+from harness.engines.base import Engine, EngineContext, engine_versions
 from harness.engines.registry import resolve_engine
 from harness.errors import HarnessError, ScenarioError
 from harness.kafka import create_topics, kafka_service
@@ -83,7 +83,8 @@ def run_scenario(
         run_dir.mkdir(parents=True)  # exclusive, as create_run_dir: a result is never overwritten
     results.write_run_info(
         run_dir, scenario,
-        results.environment_fingerprint(kafka_mode=scenario.kafka.mode, deployment=_deployment(scenario)),
+        results.environment_fingerprint(kafka_mode=scenario.kafka.mode, deployment=_deployment(scenario),
+                                        engine_versions=engine_versions(engine_classes)),
     )
     display.message(f"run directory: {run_dir}")
     failures: list[str] = []
