@@ -69,10 +69,13 @@ TIMESTAMP_LOG_APPEND_TIME = 2
 
 VISIBILITY_ERROR_MS = (-10, 20)
 """Bounds of ``receive_ms`` − the moment ``commit_transaction()`` returned, for transactional results read
-``read_committed``, in ms. Negative values are possible because the commit takes effect before the producer
-returns (its call took about 6 ms). Measured on the shared 2-core test machine (9 x 40 commits): p50 1.4–9 ms,
-p90 4–18 ms; single commits came up to 27 ms late while other jobs loaded the CPUs, so the integration test
-asserts the bounds for 95 % of the records and that none is early by more than 10 ms."""
+``read_committed``, in ms: no record is received before the lower bound (the commit takes effect before the
+producer's call returns; the call took about 5 ms), and :data:`VISIBILITY_SHARE` of them by the upper bound.
+Measured on the shared 2-core test machine (11 runs of 25–40 commits): p50 1.4–9 ms, p90 4–18 ms, minimum
+−5.3 ms; single commits came 20–60 ms late while other jobs loaded the CPUs (up to 85 ms with a 10 ms fetch
+wait), so the upper bound is stated for a share, not for every record."""
+VISIBILITY_SHARE = 0.9
+"""Share of transactional records received within the upper bound of :data:`VISIBILITY_ERROR_MS`."""
 
 
 # ------------------------------------------------------------------------------------------------ record checks
