@@ -125,6 +125,15 @@ def _results_tables(run: RunData) -> list[str]:
         lines += ["Mean ± half-width of the 95 % confidence interval (Student t) over the repetitions that ran.", ""]
     first = next(iter(run.engines.values()))[0].summary
 
+    lines += _throughput_table(run)
+    lines += _latency_table(run, first)
+    lines += _correctness_table(run)
+    lines += _resources_table(run)
+    return lines
+
+
+def _throughput_table(run: RunData) -> list[str]:
+    lines: list[str] = []
     rows = []
     for name, engine_reps in run.engines.items():
         ok = ok_reps(engine_reps)
@@ -149,6 +158,11 @@ def _results_tables(run: RunData) -> list[str]:
     lines += [""]
     lines += _generator_table(run)
 
+    return lines
+
+
+def _latency_table(run: RunData, first: RepetitionSummary) -> list[str]:
+    lines: list[str] = []
     rows = []
     for name, engine_reps in run.engines.items():
         ok = ok_reps(engine_reps)
@@ -182,6 +196,11 @@ def _results_tables(run: RunData) -> list[str]:
     )
     lines += [""]
 
+    return lines
+
+
+def _correctness_table(run: RunData) -> list[str]:
+    lines: list[str] = []
     rows = []
     for name, engine_reps in run.engines.items():
         ok = [r for r in ok_reps(engine_reps) if r.summary.correctness is not None]
@@ -210,6 +229,11 @@ def _results_tables(run: RunData) -> list[str]:
     )
     lines += [""]
 
+    return lines
+
+
+def _resources_table(run: RunData) -> list[str]:
+    lines: list[str] = []
     others = list(
         dict.fromkeys(
             c for reps_ in run.engines.values() for r in reps_ for c in r.summary.resources if c not in run.engines
@@ -231,7 +255,6 @@ def _results_tables(run: RunData) -> list[str]:
         lines += _md_table(["engine", "engine processes", *others], rows)
         lines += [""]
     return lines
-
 
 def _generator_table(run: RunData) -> list[str]:
     """How the load was sent for each engine: client, processes, priority and publish delay (actual − intended
@@ -345,6 +368,8 @@ def report_warnings(run: RunData) -> list[str]:
         out.append("the run did not finish (no run-status.json): results may be incomplete")
     elif run.status.get("status") != "complete":
         out.append(f"the run was {run.status.get('status')}: {run.status.get('message') or 'no message'}")
+    if run.incomplete:
+        out.append(f"{', '.join(run.incomplete)}: no summary.json (its writing was cut short): not reported")
     for name, reps in run.engines.items():
         many = len(reps) > 1
         for r in reps:
