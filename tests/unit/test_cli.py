@@ -158,3 +158,17 @@ def test_run_rate_override_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert scenario.load.rate == 1_234_567 and scenario.duration == 61_234
     stored = json.loads((tmp_path / "run.json").read_text())["scenario"]
     assert parse_count(stored["load"]["rate"]) == 1_234_567 and stored["duration"] == "61234ms"
+
+
+def test_a_scenario_with_faults_is_refused_by_bench_run_before_anything_is_written(tmp_path: Path) -> None:
+    scenario = tmp_path / "faults.yaml"
+    scenario.write_text(
+        "name: faults\nduration: 60s\nwarmup: 10s\nload: {rate: 100}\nwindow: {size: 5s, watermark_delay: 1s}\n"
+        "engines: [calibration]\nfaults: [{at: 20s, kind: kill-engine, downtime: 3s}]\n"
+    )
+    out = tmp_path / "results"
+    done = subprocess.run([str(BENCH), "run", str(scenario), "--out", str(out)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "faults: fault injection is not available in this version" in done.stderr
+    assert not out.exists() or not any(out.iterdir())
