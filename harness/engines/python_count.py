@@ -134,8 +134,8 @@ class CalibrationEngine(Engine):
         return {
             "output_mode": "append: each (window, user) once, when the window is final",
             "trigger": f"per record (consumed in batches of up to {BATCH:,}; windows close after each batch)",
-            "watermark": f"max event time over all partitions − {format_duration_ms(spec.watermark_delay_ms)}, "
-            "advanced after each consumed batch",
+            "watermark": "per partition, the smallest wins: min over partitions of the max event time read − "
+            f"{format_duration_ms(spec.watermark_delay_ms)}, advanced after each consumed batch",
             "late_events": "dropped for windows already final (watermark ≥ end)",
             "checkpointing": "off",
             "delivery": "exactly-once (transactions)" if self.read_committed else "at-least-once",
