@@ -102,7 +102,7 @@ class CalibrationEngine(Engine):
             raise EngineError(f"{self.name}: start() called twice")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.spec_path.write_text(json.dumps(self.job_spec(), indent=2) + "\n")
-        env = {**os.environ, **self.context.extra_env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
         argv = [sys.executable, "-m", "harness.engines.jobs.python_count_job", "--spec", str(self.spec_path)]
         self._process = ManagedProcess(f"{self.name} job", argv, self.log_path, env=env, cwd=self.run_dir,
