@@ -226,7 +226,19 @@ Exit codes with --fail-on-regression (first that applies, in this order):
   4  no baseline left (--skip-incomparable-baselines left out every one)
   3  cannot judge: a compared figure has < 2 usable repetitions on a side
   0  no regression
-Without --fail-on-regression: 0 (report only), or 2.""")
+Without --fail-on-regression: 0 (report only), or 2.
+
+\b
+Two capacity directories (bench capacity; A B, one baseline): per engine
+the capacity A vs B, the change, and whether their ranges (the bracket; the
+95 % CI with --repetitions) overlap: overlapping = no detectable change.
+  2  usage error, or a capacity directory mixed with a run directory
+  1  B's capacity lower by more than PCT and the ranges apart; or not
+     comparable: an engine of A without capacity in B, B interrupted,
+     other workload/trial/SLO settings, other environment (without
+     --allow-env-change)
+  3  cannot judge: A found no capacity for an engine
+  0  no regression""")
 @click.argument("baselines", metavar="BASELINE...", nargs=-1, required=True,
                 type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.argument("candidate", type=click.Path(file_okay=False, exists=True, path_type=Path))
@@ -242,12 +254,19 @@ def compare(baselines: tuple[Path, ...], candidate: Path, pct: float | None, all
             skip_incomparable: bool) -> None:
     """Compare CANDIDATE with the BASELINE run(s): each engine's figures side by side, the change, the smallest
     change detectable with these repetitions, and a verdict. Several BASELINE runs are pooled into one sample.
+    Two `bench capacity` directories are compared by their capacities (below).
 
     Example: `bench compare results/A results/B --fail-on-regression 10`.
     """
+    from harness.capacity_compare import capacity_kind, compare_capacity, render_capacity_comparison
     from harness.compare import compare as compare_runs
     from harness.compare import render
 
+    if capacity_kind([*baselines, candidate]):
+        capacities = compare_capacity(list(baselines), candidate, pct, allow_env_change=allow_env_change,
+                                      skip_incomparable=skip_incomparable)
+        click.echo(render_capacity_comparison(capacities), nl=False)
+        sys.exit(capacities.exit_code)
     comparison = compare_runs(list(baselines), candidate, pct, allow_env_change=allow_env_change,
                               skip_incomparable=skip_incomparable)
     click.echo(render(comparison), nl=False)
