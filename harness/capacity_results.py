@@ -52,7 +52,7 @@ def capacity_interval(searches: list[dict[str, Any]]) -> list[float | None]:
 
     * one search: its bracket [highest pass, lowest failure above it]; open above when the search never failed
       above its capacity (max reached, the load path or an unjudged trial ended it);
-    * several: the 95 % CI of the mean capacity, its upper end raised to the mean of the brackets' upper ends
+    * several: the 95 % CI of the mean capacity (not below 0), its upper end raised to the mean of the brackets' upper ends
       when that is higher (identical searches have no spread, but each only knows its capacity to within its
       bracket); open above when any search's bracket is.
     """
@@ -65,9 +65,10 @@ def capacity_interval(searches: list[dict[str, Any]]) -> list[float | None]:
     est = capacity_estimate([s["capacity"] for s in found])
     assert est is not None and est.half_width is not None
     highs = [s["bracket"][1] for s in found]
+    low = max(0.0, est.mean - est.half_width)
     if any(h is None for h in highs):
-        return [est.mean - est.half_width, None]
-    return [est.mean - est.half_width, max(est.mean + est.half_width, sum(highs) / len(highs))]
+        return [low, None]
+    return [low, max(est.mean + est.half_width, sum(highs) / len(highs))]
 
 
 def engine_entry(searches: list[dict[str, Any]], *, calibration: bool, ceiling: float | None) -> dict[str, Any]:
@@ -122,12 +123,16 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _checked(data: dict[str, Any]) -> dict[str, Any]:
-    """Touch every field the report and compare read, so a damaged file fails here with its name."""
-    for found in data["engines"].values():
-        for search in found["searches"]:
-            for key in SEARCH_KEYS:
-                search[key]  # noqa: B018 - KeyError names the missing field
+    """Check every field the report and compare read, so a damaged file fails here, once, with its name."""
+    for key in ("precision", "start", "growth", "trial_duration_ms", "trial_warmup_ms"):
+        float(data["search"][key])
+    str(data["scenario"]["name"])
+    for name, found in data["engines"].items():
+        for index, search in enumerate(found["searches"], 1):
+            missing = [key for key in SEARCH_KEYS if key not in search]
+            if missing:
+                raise KeyError(f"engines.{name}.searches[{index}] lacks {', '.join(missing)}")
             for trial in search["trials"]:
-                float(trial["rate"]), str(trial["verdict"])
-    data["search"]["precision"], data["scenario"]["name"]  # noqa: B018
+                if not isinstance(trial.get("verdict"), str) or not isinstance(trial.get("rate"), (int, float)):
+                    raise ValueError(f"engines.{name}.searches[{index}]: a trial without rate or verdict")
     return data

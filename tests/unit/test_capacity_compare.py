@@ -149,3 +149,17 @@ def test_a_damaged_capacity_json_is_one_line_naming_the_file(tmp_path: Path, mon
     done = CliRunner().invoke(cli, ["compare", str(a), str(b)], standalone_mode=False)
     assert f"{b / 'capacity.json'}: not readable as JSON" in str(done.exception)
     assert done.exception.exit_code == 2
+
+
+def test_the_range_of_several_searches_is_their_interval_at_least_as_wide_as_a_bracket() -> None:
+    from harness.capacity_results import capacity_interval
+
+    def s(capacity, high):
+        return {"capacity": capacity, "bracket": [capacity, high]}
+
+    assert capacity_interval([s(10_000, 10_500)]) == [10_000, 10_500]  # one search: its bracket
+    assert capacity_interval([s(10_000, 10_500)] * 3) == [10_000, 10_500]  # no spread: the bracket's width
+    low, high = capacity_interval([s(9_000, 9_400), s(10_000, 10_400), s(11_000, 11_400)])
+    assert (low, high) == (pytest.approx(10_000 - 4.303 * 1000 / 3**0.5), pytest.approx(10_000 + 4.303 * 1000 / 3**0.5))
+    assert capacity_interval([s(10_000, 10_500), s(10_100, None)])[1] is None  # one never failed: open above
+    assert capacity_interval([s(None, 5_000)]) == [None, None]
