@@ -202,6 +202,8 @@ def _searches_table(searches: list[dict[str, Any]]) -> list[str]:
 
 
 def _trials_table(trials: list[Numbered], several: bool) -> list[str]:
+    if not trials:
+        return ["No trial ran."]
     rows = []
     for search, index, t in trials:
         why = t["reason"]

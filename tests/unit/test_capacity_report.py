@@ -104,6 +104,7 @@ def test_a_search_without_a_passing_rate_is_left_out_of_the_mean_and_said(tmp_pa
         "spark": [found(10_000, 10_400), found(None, 5_000, ended="the first trial (5,000/s) already failed")],
     }, monkeypatch)
     text = CliRunner().invoke(cli, ["report", str(directory)]) and (directory / "report.md").read_text()
+    assert "No trial ran." not in text
     assert ("| sustainable throughput | 10,000/s no confidence interval: only one search found a capacity; the 2 "
             "searches: 10,000, none/s (1 found no passing rate, left out of the mean) |") in text
 
@@ -131,3 +132,16 @@ def test_the_report_is_derived_the_same_directory_gives_the_same_text(tmp_path: 
     assert first.exit_code == second.exit_code == 0
     assert (directory / "report.md").read_text() == text
     assert json.loads((directory / "capacity.json").read_text())["format_version"] == 1  # the stored file is kept
+
+
+def test_an_engine_interrupted_before_its_first_trial_says_so(tmp_path: Path, monkeypatch) -> None:
+    from harness.capacity import SearchResult
+    from harness.capacity_runner import INTERRUPTED
+
+    directory = write_capacity_dir(tmp_path / "cap", {"spark": [found(10_000, 10_400)],
+                                                      "flink": [SearchResult(None, (None, None), [], INTERRUPTED)]},
+                                   monkeypatch, status="interrupted")
+    text = CliRunner().invoke(cli, ["report", str(directory)]) and (directory / "report.md").read_text()
+    flink = text[text.index("## flink"):]
+    assert "| sustainable throughput | — (no search found a passing rate) |" in flink
+    assert f"| ended by | {INTERRUPTED} |" in flink and "No trial ran." in flink
