@@ -202,7 +202,11 @@ def capacity(scenario_file: Path, engine_names: str | None, start: float | None,
 @click.option("--preface", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Markdown put before the reports (with --to), e.g. the reading of the results.")
 def report(run_dirs: tuple[Path, ...], to: Path | None, preface: Path | None) -> None:
-    """Write the report (markdown + PNG plots) of RUN_DIR, or of several runs into one file with --to."""
+    """Write the report (markdown + PNG plots) of RUN_DIR, or of several runs into one file with --to.
+
+    A `bench capacity` directory (it holds capacity.json) is rendered as its capacity tables and plots, alone or
+    among runs: `bench report RUN... CAPACITY_DIR --to REPORT.md --preface reading.md`.
+    """
     from harness.errors import HarnessError
     from harness.report import write_combined_report, write_report
 
