@@ -228,3 +228,32 @@ def test_repetitions_are_validated_strictly_in_the_scenario_and_on_the_command_l
     assert with_capacity_overrides(scenario(), repetitions=4).capacity.repetitions == 4
     done = CliRunner().invoke(cli, ["capacity", str(SHIPPED), "--repetitions", "0"])
     assert done.exit_code == 2 and "--repetitions" in done.output
+
+
+def test_the_cli_prints_each_search_and_the_mean_with_its_interval(tmp_path: Path, monkeypatch) -> None:
+    import yaml
+
+    import harness.capacity_runner as runner
+    from harness.capacity import TrialOutcome
+
+    truth = iter([2000, 2600])  # spark's capacity in its first and second search (calibration is off)
+    limit = {"": 0.0}
+
+    def fake_run(one, run_dir: Path, display) -> TrialOutcome:
+        if run_dir.name == "spark-1000" or run_dir.name == "spark-1000-s2":
+            limit[""] = next(truth)
+        ok = one.load.rate <= limit[""]
+        return TrialOutcome("pass" if ok else "fail", "" if ok else "not sustained", {})
+
+    monkeypatch.setattr(runner, "_run", fake_run)
+    monkeypatch.setattr("harness.results.environment_fingerprint", lambda **_: {})
+    path = tmp_path / "cap.yaml"
+    path.write_text(yaml.safe_dump(scenario(calibrate=False, start=1000).dump()))
+    done = CliRunner().invoke(cli, ["capacity", str(path), "--engines", "spark", "--repetitions", "2",
+                                    "--precision", "10%", "--out", str(tmp_path / "out")])
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    assert any(line.startswith("spark search 1: 2,000/s") for line in lines)
+    assert any(line.startswith("spark search 2: 2,500/s") for line in lines)  # 2,500 passes, 2,750 fails
+    # mean 2,250; t(0.975, 1) = 12.706 × sd 353.6 / √2 = 12.706 × 250 = 3,176.5
+    assert "spark: 2,250/s ± 3,176/s (95 % CI)" in lines
