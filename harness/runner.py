@@ -306,9 +306,11 @@ class _EngineRun:
                 (self.rep_dir / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
         finally:
             self.display.update(phase="stopping engine")
-            engine.stop()
-            shutil.rmtree(self.work_dir / "state", ignore_errors=True)  # checkpoints: job state, not a result
-            self._remove_topics()
+            try:
+                engine.stop()
+            finally:
+                shutil.rmtree(self.work_dir / "state", ignore_errors=True)  # checkpoints: job state, not a result
+                self._remove_topics()
         return status
 
     def _remove_topics(self) -> None:
