@@ -22,7 +22,7 @@ import numpy as np
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
 
 from harness import histograms
-from harness.kafka.consume import iter_records
+from harness.kafka.consume import iter_batches
 from harness.loadgen.schedule import RateSchedule
 from harness.results.model import InputDelaySummary
 
@@ -47,21 +47,23 @@ class InputAppendTimes:
 
 def read_append_times(bootstrap: str, topic: str) -> InputAppendTimes:
     """Read ``topic`` from the beginning to its end offsets as they are when called (after the load: that is
-    everything) and keep each record's ``seq`` and broker timestamp. Called by the runner after the drain."""
-    seqs: list[int] = []
-    appends: list[int] = []
+    everything) and keep each record's ``seq`` and broker timestamp. Called by the runner after the drain; a
+    batch at a time with no per-record object, as a run can hold millions of input records."""
+    seqs: list[np.ndarray] = []
+    appends: list[np.ndarray] = []
     not_append = unreadable = 0
-    for record in iter_records(bootstrap, topic):
-        if record.timestamp_type != TIMESTAMP_LOG_APPEND_TIME:
-            not_append += 1
-            continue
-        match = _SEQ.search(record.value) if record.value is not None else None
-        if match is None:
-            unreadable += 1
-            continue
-        seqs.append(int(match.group(1)))
-        appends.append(record.timestamp_ms)
-    return InputAppendTimes(np.asarray(seqs, dtype=np.int64), np.asarray(appends, dtype=np.int64),
+    for batch in iter_batches(bootstrap, topic):
+        stamps = [message.timestamp() for message in batch]
+        found = [_SEQ.search(message.value() or b"") for message in batch]
+        keep = [kind == TIMESTAMP_LOG_APPEND_TIME and match is not None
+                for (kind, _), match in zip(stamps, found)]
+        not_append += sum(kind != TIMESTAMP_LOG_APPEND_TIME for kind, _ in stamps)
+        unreadable += sum(kind == TIMESTAMP_LOG_APPEND_TIME and match is None
+                          for (kind, _), match in zip(stamps, found))
+        seqs.append(np.array([int(m.group(1)) for m, k in zip(found, keep) if k], dtype=np.int64))
+        appends.append(np.array([ts for (_, ts), k in zip(stamps, keep) if k], dtype=np.int64))
+    empty = np.empty(0, dtype=np.int64)
+    return InputAppendTimes(np.concatenate(seqs) if seqs else empty, np.concatenate(appends) if appends else empty,
                             not_append, unreadable)
 
 

@@ -282,9 +282,7 @@ class _EngineRun:
         state["generator"] = generator = self._load(engine, collector)
         self._drain(engine, collector, self.expected_at_zero.shifted(generator.start_epoch_ms))
         state["metrics"] = {"ready_s": ready_s}
-        # after the drain: the measured period and the engine's answer are over, so this read costs no figure
-        display.update(phase="reading input append times")
-        state["input_append"] = read_append_times(self.kafka.bootstrap, self.input_topic)
+        state["input_append"] = self._read_input_append_times()
 
     def _finish(self, engine: Engine, sampler: ResourceSampler, state: dict[str, Any], status: str) -> str:
         """Stop reading, write the result, then stop the engine (its stop grace cannot cost the result).
@@ -360,6 +358,17 @@ class _EngineRun:
         if not generator.valid:
             display.message(f"[{self.label} rep {self.repetition}] generator: {generator.reason}")
         return generator
+
+    def _read_input_append_times(self) -> InputAppendTimes | None:
+        """The input topic read back (append time and ``seq`` per record) for the input path's delay; called after
+        the drain, when the measured period and the engine's answer are over, so the read costs no figure. A
+        failure only leaves that figure out (said on the display)."""
+        self.display.update(phase="reading input append times")
+        try:
+            return read_append_times(self.kafka.bootstrap, self.input_topic)
+        except Exception as exc:  # noqa: BLE001 - a supplementary figure must not fail the repetition
+            self.display.message(f"[{self.label} rep {self.repetition}] input append times not read: {exc}")
+            return None
 
     def _drain(self, engine: Engine, collector: LiveCollector, expected: Expected) -> None:
         """Read until the answer is settled — every expected (window, user) has an answer and no result arrived
