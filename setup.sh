@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything the harness needs, idempotently and quickly when warm:
-#   .venv/  a virtualenv with the pinned Python dependencies (requirements.lock) and the harness itself
+#   .venv/  a virtualenv with the pinned, hash-checked Python dependencies (requirements.lock) and the harness itself
 #   .cache/jars/  the JVM artifacts (Kafka broker, Spark and Flink Kafka connectors) fetched with mvn, checksummed
 #   with --tests, also the tools only the test suite uses: .cache/bin/actionlint (built with go)
 # Needs python3.11, java 17+ and mvn on PATH (and go for --tests); says what to install when one is missing.
@@ -42,7 +42,8 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
     echo "setup.sh: installing the pinned Python dependencies into .venv (first time: a few minutes)"
     [[ -x .venv/bin/python ]] || quietly "$PYTHON" -m venv .venv
     quietly .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-    quietly .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+    # --require-hashes: every package must match a sha256 of requirements.lock (which pins the whole tree)
+    quietly .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
     quietly .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
     echo "$want" > "$stamp"
 fi

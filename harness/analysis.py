@@ -8,6 +8,7 @@ period). Pure: no I/O; the store writes the result (:mod:`harness.results.store`
     series (harness.series)       → per-second rates, input lag, latency; the engine's processed rate
     keep-up (harness.keepup)      → sustained or not, and which criterion failed
     verdicts (harness.verdicts)   → invalid reasons and warnings, in words
+    input delay (harness.input_delay) → input append − intended send time, when the input topic was read back
 """
 
 from __future__ import annotations
@@ -23,15 +24,18 @@ import pandas as pd
 
 from harness import histograms, verdicts
 from harness.engines.base import normalise_fairness
+from harness.input_delay import InputAppendTimes, summarize_input_delay
 from harness.judge import Judgement, empty_records, judge, ordered, visible_ms
 from harness.keepup import judge_keep_up
 from harness.loadgen import GeneratorResult
+from harness.loadgen.schedule import RateSchedule
 from harness.oracle import Expected
 from harness.resources import summarize
 from harness.results.model import (
     FORMAT_VERSION,
     FairnessValue,
     GeneratorSummary,
+    InputDelaySummary,
     LatencySummary,
     RepetitionResult,
     RepetitionSummary,
@@ -75,6 +79,8 @@ class RepetitionInputs:
     status: Status = "ok"
     error: str | None = None
     log_tail: Sequence[str] = ()
+    input_append: InputAppendTimes | None = None
+    """The input topic read back after the drain (``harness.input_delay.read_append_times``); None when not read."""
 
 
 def analyse(inputs: RepetitionInputs) -> RepetitionResult:
@@ -131,6 +137,7 @@ def analyse(inputs: RepetitionInputs) -> RepetitionResult:
         fairness=fairness_values(inputs.fairness),
         collector=collector,
         read_committed=inputs.read_committed,
+        input_delay=_input_delay(inputs),
     )
     summary = dataclasses.replace(summary, warnings=verdicts.repetition_warnings(summary))
     return RepetitionResult(
@@ -205,6 +212,15 @@ def _generator_summary(gen: GeneratorResult | None) -> GeneratorSummary | None:
         events_sent=gen.events_sent, late_events=gen.late_events, publish_delay_ms=dict(gen.publish_delay_ms),
         backend=gen.backend, workers=gen.workers, nice=gen.nice,
     )
+
+
+def _input_delay(inputs: RepetitionInputs) -> InputDelaySummary | None:
+    """The input path's own delay over the measured period, when the input topic was read back."""
+    if inputs.input_append is None:
+        return None
+    scenario = inputs.scenario
+    return summarize_input_delay(inputs.input_append, RateSchedule.from_load(scenario.load, scenario.duration),
+                                 load_start_ms=inputs.timeline.load_start_ms, warmup_ms=scenario.warmup)
 
 
 def _collector_counters(snapshot: Mapping[str, Any] | None, records: pd.DataFrame) -> dict[str, Any]:

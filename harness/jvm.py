@@ -4,11 +4,14 @@ A *bundle* is a named set of Maven coordinates whose jars (with their runtime de
 shaded jar) land in ``CACHE/<bundle>/``. ``bench setup`` fetches every bundle; Maven verifies each download
 against the repository's checksum (``--strict-checksums``), and the harness then checks every jar's SHA-256
 against ``harness/resources/jars.lock``, committed with the code, so a cache that changed under us is caught.
+Every run checks again (:func:`classpath`), hashing only jars whose size, times or inode changed since the last
+check (the digest stamp, :data:`STAMP_FILE`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -16,6 +19,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness import versions
 from harness.errors import SetupError
@@ -125,12 +129,15 @@ def bundle_dir(name: str) -> Path:
 
 
 def classpath(name: str) -> list[Path]:
-    """The jars of a fetched bundle; :class:`SetupError` telling to run ``bench setup`` when absent."""
+    """The jars of a fetched bundle, each checked against ``jars.lock`` (called on every run, by whatever starts a
+    JVM: cheap through the digest stamp, see :func:`check_digests`); :class:`SetupError` telling to run
+    ``./setup.sh`` when a jar is absent or changed."""
     if name not in BUNDLES:
         raise KeyError(name)
     jars = sorted(bundle_dir(name).glob("*.jar"))
     if not jars or not (cache_dir() / name / ".complete").exists():
         raise SetupError(f"JVM artifacts '{name}' are not in {cache_dir()}: run `bench setup` (or ./setup.sh)")
+    check_digests(name, jars)
     return jars
 
 
@@ -149,8 +156,11 @@ def fetch(name: str, *, log: Callable[[str], object] = print, relock: bool = Fal
     root = cache_dir() / name
     marker = root / ".complete"
     if marker.exists() and marker.read_text() == _bundle_key(bundle) and not relock:
-        verify(name)
-        return classpath(name)
+        try:
+            verify(name)
+            return classpath_unchecked(name)
+        except SetupError as exc:  # a jar changed or went missing after setup: fetch the bundle again
+            log(f"{name}: {str(exc).splitlines()[0]}; fetching it again")
     find_java()
     mvn = find_mvn()
     if root.exists():
@@ -185,12 +195,14 @@ def classpath_unchecked(name: str) -> list[Path]:
 
 
 def verify(name: str) -> None:
-    """Check every jar of the bundle against ``jars.lock``; a jar not in the lock is an error too."""
+    """Hash every jar of the bundle and check it against ``jars.lock`` (a jar not in the lock is an error too);
+    called by ``bench setup``. Renews the digest stamp, so later runs need not hash again."""
     lock = read_lock()
     problems = []
     jars = classpath_unchecked(name)
     if not jars:
         problems.append(f"no jars in {bundle_dir(name)}")
+    stamp = {}
     for path in jars:
         expected = lock.get(f"{name}/{path.name}")
         actual = sha256(path)
@@ -198,9 +210,72 @@ def verify(name: str) -> None:
             problems.append(f"{path.name} is not in {LOCK_FILE.name} (run `bench setup --update-lock` if intended)")
         elif expected != actual:
             problems.append(f"{path.name}: sha256 {actual} != {expected} in {LOCK_FILE.name}")
+        else:
+            stamp[path.name] = _stamp_entry(path, actual)
     if problems:
         raise SetupError(f"checksum check of '{name}' in {bundle_dir(name)} failed:\n    " + "\n    ".join(problems)
-                         + "\n  hint: delete the directory and run `bench setup` again")
+                         + "\n  hint: run ./setup.sh (or `bench setup`) again: it fetches the bundle anew")
+    _write_stamp(name, stamp)
+
+
+STAMP_FILE = ".digests.json"
+"""Per bundle, next to ``.complete``: ``{jar name: {size, mtime_ns, ctime_ns, ino, sha256}}`` of jars whose digest
+matched the lock. A jar whose size, times and inode are unchanged and whose stamped digest is still the lock's is not
+hashed again; any change (a rewritten, replaced or touched jar — ctime cannot be set back —, a new lock) means a
+full hash."""
+
+
+def check_digests(name: str, jars: list[Path] | None = None) -> int:
+    """Check the bundle's jars against ``jars.lock`` on every run, hashing only the jars the stamp does not vouch
+    for; returns how many were hashed. :class:`SetupError` (one line, naming the jar and what to do) for a jar
+    whose digest does not match or that is not in the lock."""
+    lock = read_lock()
+    stamp = _read_stamp(name)
+    hashed = 0
+    changed = False
+    for path in jars if jars is not None else classpath_unchecked(name):
+        expected = lock.get(f"{name}/{path.name}")
+        if expected is None:
+            raise SetupError(f"{path}: not in {LOCK_FILE.name}, so it cannot be trusted: run ./setup.sh to fetch "
+                             f"the '{name}' jars anew")
+        entry = _stamp_entry(path, expected)
+        if stamp.get(path.name) == entry:
+            continue
+        hashed += 1
+        if sha256(path) != expected:
+            raise SetupError(f"{path}: SHA-256 does not match {LOCK_FILE.name} (the jar changed after setup): run "
+                             f"./setup.sh to fetch the '{name}' jars anew")
+        stamp[path.name] = entry
+        changed = True
+    if changed:
+        _write_stamp(name, stamp)
+    return hashed
+
+
+def _stamp_entry(path: Path, digest: str) -> dict[str, int | str]:
+    info = path.stat()
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "ctime_ns": info.st_ctime_ns, "ino": info.st_ino,
+            "sha256": digest}
+
+
+def _read_stamp(name: str) -> dict[str, Any]:
+    """The bundle's stamp; empty when absent or unreadable (then every jar is hashed)."""
+    try:
+        data = json.loads((cache_dir() / name / STAMP_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_stamp(name: str, stamp: dict[str, Any]) -> None:
+    """Atomically; a cache we cannot write (read-only) only costs the next run a rehash."""
+    path = cache_dir() / name / STAMP_FILE
+    temporary = path.with_name(f"{STAMP_FILE}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(json.dumps(stamp, sort_keys=True))
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
 
 
 def update_lock(names: list[str]) -> None:

@@ -170,6 +170,7 @@ def _throughput_table(run: RunData) -> list[str]:
     lines += _md_table(["engine", "reps ok", "target", "achieved", "processed", "sustained", "valid"], rows)
     lines += [""]
     lines += _generator_table(run)
+    lines += _input_path_table(run)
 
     return lines
 
@@ -289,6 +290,32 @@ def _generator_table(run: RunData) -> list[str]:
         return []
     lines = ["### Load generator (publish delay = actual − intended send time, measured period)", ""]
     lines += _md_table(["engine", "client × processes", "nice", "delay p50", "delay p99", "delay max"], rows)
+    return lines + [""]
+
+
+def _input_path_table(run: RunData) -> list[str]:
+    """Per repetition, the generator's publish delay beside the input path's own delay (input topic
+    LogAppendTime − intended send time: publish delay plus producer batching and the broker's append), measured
+    period; only for runs that read their input topics back (``summary.input_delay``)."""
+    rows = []
+    for name, engine_reps in run.engines.items():
+        for rep in ok_reps(engine_reps):
+            delay, gen = rep.summary.input_delay, rep.summary.generator
+            if delay is None:
+                continue
+            publish = gen.publish_delay_ms if gen is not None else {}
+            rows.append(
+                [name, str(rep.summary.repetition)]
+                + [fmt_number(publish.get(q), "ms") for q in ("p50", "p99", "max")]
+                + [fmt_number(delay.delay_ms.get(q), "ms") for q in ("p50", "p99", "max")]
+                + [f"{delay.negative:,}" if delay.negative else "0"]
+            )
+    if not rows:
+        return []
+    lines = ["### Input path (publish = actual − intended send time; input append = the input topic's "
+             "LogAppendTime − intended send time, 1 ms resolution; measured period)", ""]
+    lines += _md_table(["engine", "rep", "publish p50", "publish p99", "publish max", "input append p50",
+                        "input append p99", "input append max", "appended before intended (clocks)"], rows)
     return lines + [""]
 
 

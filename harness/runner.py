@@ -3,7 +3,8 @@
 For each repetition, for each engine (interleaved, so a slow drift of the machine spreads over all engines)::
 
     fresh topics → start engine → ready → load (warm-up + measured) → end-of-run records → drain (deadline)
-    → engine metrics → stop engine → check against the oracle → write the result
+    → input topic read back (append times) → engine metrics → check against the oracle → write the result
+    → stop engine → external cluster: delete this repetition's topics (unless kafka.keep_topics)
 
 Every engine gets byte-identical input (same seed; the start is aligned to the window slide so the same events
 fall in the same windows). A failing engine is recorded with its error and log tail and the next one still runs.
@@ -32,7 +33,8 @@ from harness.collector import LiveCollector
 from harness.engines.base import Engine, EngineContext, engine_versions
 from harness.engines.registry import resolve_engine
 from harness.errors import HarnessError, ScenarioError
-from harness.kafka import create_topics, kafka_service
+from harness.input_delay import InputAppendTimes, read_append_times
+from harness.kafka import create_topics, delete_topics, kafka_service
 from harness.kafka.clientlog import client_log_to
 from harness.kafka.service import KafkaEndpoint
 from harness.loadgen import GeneratorResult, Progress, run_generator
@@ -205,6 +207,8 @@ class _EngineRun:
         prefix = f"bench-{run_dir.name}-{self.label}-r{repetition}"
         self.input_topic = f"{prefix}-in"
         self.output_topic = f"{prefix}-out"
+        self.created_topics: list[str] = []
+        """Topics this repetition created (only these may be deleted afterwards)."""
         self.error: str | None = None
         self.log_tail: list[str] = []
         self.traceback: str | None = None
@@ -239,7 +243,7 @@ class _EngineRun:
             "generator": _generator_processes,
             "harness": this_process,
         })
-        state: dict[str, Any] = {"collector": None, "generator": None, "metrics": {}}
+        state: dict[str, Any] = {"collector": None, "generator": None, "metrics": {}, "input_append": None}
         status = "ok"
         try:
             self._phases(engine, sampler, state)
@@ -261,10 +265,10 @@ class _EngineRun:
 
     def _phases(self, engine: Engine, sampler: ResourceSampler, state: dict[str, Any]) -> None:
         scenario, display = self.scenario, self.display
-        create_topics(self.kafka.bootstrap, {self.input_topic: scenario.kafka.partitions},
-                      replication_factor=scenario.kafka.replication_factor)
-        create_topics(self.kafka.bootstrap, {self.output_topic: scenario.kafka.partitions},
-                      log_append_time=True, replication_factor=scenario.kafka.replication_factor)
+        for topic in (self.input_topic, self.output_topic):
+            create_topics(self.kafka.bootstrap, {topic: scenario.kafka.partitions}, log_append_time=True,
+                          replication_factor=scenario.kafka.replication_factor)
+            self.created_topics.append(topic)
         sampler.start()
         display.update(phase="starting engine")
         started = time.monotonic()
@@ -278,6 +282,7 @@ class _EngineRun:
         state["generator"] = generator = self._load(engine, collector)
         self._drain(engine, collector, self.expected_at_zero.shifted(generator.start_epoch_ms))
         state["metrics"] = {"ready_s": ready_s}
+        state["input_append"] = self._read_input_append_times()
 
     def _finish(self, engine: Engine, sampler: ResourceSampler, state: dict[str, Any], status: str) -> str:
         """Stop reading, write the result, then stop the engine (its stop grace cannot cost the result).
@@ -290,7 +295,7 @@ class _EngineRun:
         if status != "ok":
             self.log_tail = _log_tail(engine)
         try:
-            self._write(engine, collector, sampler, state["generator"], metrics, status)
+            self._write(engine, collector, sampler, state["generator"], metrics, status, state["input_append"])
         except Exception as exc:  # noqa: BLE001 - e.g. a full disk: say so, keep the traceback, go on
             status = "failed"
             self.error = f"result not written: {type(exc).__name__}: {exc}"
@@ -299,9 +304,23 @@ class _EngineRun:
                 (self.rep_dir / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
         finally:
             self.display.update(phase="stopping engine")
-            engine.stop()
-            shutil.rmtree(self.work_dir / "state", ignore_errors=True)  # checkpoints: job state, not a result
+            try:
+                engine.stop()
+            finally:
+                shutil.rmtree(self.work_dir / "state", ignore_errors=True)  # checkpoints: job state, not a result
+                self._remove_topics()
         return status
+
+    def _remove_topics(self) -> None:
+        """External cluster: delete the topics this repetition created (never another one), after its result was
+        written and its engine stopped, unless ``kafka.keep_topics``. The embedded broker's topics go with its
+        data directory. A failed deletion is said, not fatal: the result is already written."""
+        if self.kafka.mode != "external" or self.scenario.kafka.keep_topics or not self.created_topics:
+            return
+        try:
+            delete_topics(self.kafka.bootstrap, self.created_topics)
+        except HarnessError as exc:
+            self.display.message(f"[{self.label} rep {self.repetition}] topics not removed: {exc}")
 
     # ----------------------------------------------------------------------------------------------- phases
     def _load(self, engine: Engine, collector: LiveCollector) -> GeneratorResult:
@@ -340,6 +359,17 @@ class _EngineRun:
             display.message(f"[{self.label} rep {self.repetition}] generator: {generator.reason}")
         return generator
 
+    def _read_input_append_times(self) -> InputAppendTimes | None:
+        """The input topic read back (append time and ``seq`` per record) for the input path's delay; called after
+        the drain, when the measured period and the engine's answer are over, so the read costs no figure. A
+        failure only leaves that figure out (said on the display)."""
+        self.display.update(phase="reading input append times")
+        try:
+            return read_append_times(self.kafka.bootstrap, self.input_topic)
+        except Exception as exc:  # noqa: BLE001 - a supplementary figure must not fail the repetition
+            self.display.message(f"[{self.label} rep {self.repetition}] input append times not read: {exc}")
+            return None
+
     def _drain(self, engine: Engine, collector: LiveCollector, expected: Expected) -> None:
         """Read until the answer is settled — every expected (window, user) has an answer and no result arrived
         for max(2 s, slide) — or the collector failed, or ``drain_timeout`` passed."""
@@ -370,7 +400,8 @@ class _EngineRun:
             time.sleep(0.25)
 
     def _write(self, engine: Engine, collector: LiveCollector | None, sampler: ResourceSampler,
-               generator: GeneratorResult | None, metrics: dict[str, Any], status: str) -> None:
+               generator: GeneratorResult | None, metrics: dict[str, Any], status: str,
+               input_append: InputAppendTimes | None) -> None:
         scenario = self.scenario
         start_ms = generator.start_epoch_ms if generator is not None else int(time.time() * 1000)
         inputs = RepetitionInputs(
@@ -389,6 +420,7 @@ class _EngineRun:
             status=status,  # type: ignore[arg-type]
             error=self.error,
             log_tail=self.log_tail,
+            input_append=input_append,
         )
         result = analyse(inputs)
         if self.traceback:

@@ -28,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -275,12 +276,17 @@ class WindowConfig(StrictModel):
 
 class KafkaConfig(StrictModel):
     """``embedded`` (default): the harness starts its own broker. ``external``: ``bootstrap`` names an existing
-    cluster, which the harness never starts or stops."""
+    cluster, which the harness never starts or stops; the per-run topics it creates there are deleted after each
+    repetition (once its result is written) unless ``keep_topics``."""
 
     mode: Literal["embedded", "external"] = "embedded"
     bootstrap: str | None = None
     partitions: int = Field(default=4, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1)
+    keep_topics: StrictBool = Field(
+        default=False,
+        description="external clusters only: keep each repetition's input and result topics instead of deleting them",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -297,6 +303,9 @@ class KafkaConfig(StrictModel):
             raise ValueError("bootstrap is only for mode external; remove it to use the embedded broker")
         if self.mode == "embedded" and self.replication_factor != 1:
             raise ValueError("the embedded broker is a single node: replication_factor must be 1")
+        if self.mode == "embedded" and self.keep_topics:
+            raise ValueError("keep_topics is only for mode external: the embedded broker's topics go with its "
+                             "temporary data directory at the end of the run; remove keep_topics")
         return self
 
 
@@ -795,6 +804,7 @@ def _message(error: dict[str, Any]) -> str:
         "finite_number": "must be a finite number",
         "string_type": "must be a string",
         "bool_parsing": "must be true or false",
+        "bool_type": "must be true or false",
         "dict_type": "must be a mapping",
         "list_type": "must be a list",
         "model_type": "must be a mapping",

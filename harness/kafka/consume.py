@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from harness.kafka.clientlog import client_logger
 
@@ -60,7 +60,7 @@ def end_offsets(bootstrap: str, topic: str, *, read_committed: bool = False) -> 
         client.close()
 
 
-def iter_records(
+def iter_batches(
     bootstrap: str,
     topic: str,
     *,
@@ -68,9 +68,10 @@ def iter_records(
     until: Callable[[], bool] | None = None,
     idle_timeout: float = 2.0,
     poll_batch: int = 10_000,
-) -> Iterator[Record]:
-    """Every record of ``topic`` from the beginning. Stops once every partition's position reached the end
-    offset seen at the start (or nothing arrived for ``idle_timeout`` seconds: a transactional topic ends in a
+) -> Iterator[list[Message]]:
+    """Every record of ``topic`` from the beginning, as lists of confluent-kafka messages (errors removed: the
+    end of a partition is skipped, any other error raises). Stops once every partition's position reached the
+    end offset seen at the start (or nothing arrived for ``idle_timeout`` seconds: a transactional topic ends in a
     commit marker a read_committed consumer never receives), and ``until`` (if given) is true."""
     client = consumer(bootstrap, read_committed=read_committed)
     try:
@@ -81,6 +82,7 @@ def iter_records(
         last_data = time.monotonic()
         while True:
             messages = client.consume(poll_batch, timeout=0.2)
+            data = []
             for message in messages:
                 error = message.error()
                 if error is not None:
@@ -88,8 +90,9 @@ def iter_records(
                         continue
                     raise RuntimeError(f"reading {topic}: {error}")
                 position[message.partition()] = message.offset() + 1  # markers are skipped: see idle below
-                ts_type, ts = message.timestamp()
-                yield Record(message.partition(), message.offset(), ts, ts_type, message.key(), message.value())
+                data.append(message)
+            if data:
+                yield data
             if messages:
                 last_data = time.monotonic()
             idle = time.monotonic() - last_data > idle_timeout
@@ -99,6 +102,23 @@ def iter_records(
                 return
     finally:
         client.close()
+
+
+def iter_records(
+    bootstrap: str,
+    topic: str,
+    *,
+    read_committed: bool = False,
+    until: Callable[[], bool] | None = None,
+    idle_timeout: float = 2.0,
+    poll_batch: int = 10_000,
+) -> Iterator[Record]:
+    """Every record of ``topic`` from the beginning, one :class:`Record` each; when it stops: :func:`iter_batches`."""
+    for batch in iter_batches(bootstrap, topic, read_committed=read_committed, until=until,
+                              idle_timeout=idle_timeout, poll_batch=poll_batch):
+        for message in batch:
+            ts_type, ts = message.timestamp()
+            yield Record(message.partition(), message.offset(), ts, ts_type, message.key(), message.value())
 
 
 def read_json_records(bootstrap: str, topic: str, *, read_committed: bool = False) -> list[dict]:

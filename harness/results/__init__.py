@@ -8,6 +8,7 @@ from harness.results.model import (
     CorrectnessSummary,
     FairnessValue,
     GeneratorSummary,
+    InputDelaySummary,
     LatencySummary,
     RepetitionResult,
     RepetitionSummary,
@@ -31,7 +32,7 @@ from harness.results.store import (
 )
 
 __all__ = [
-    "FORMAT_VERSION", "CorrectnessSummary", "FairnessValue", "GeneratorSummary", "LatencySummary",
+    "FORMAT_VERSION", "CorrectnessSummary", "FairnessValue", "GeneratorSummary", "InputDelaySummary", "LatencySummary",
     "LoadedRepetition", "RepetitionResult", "RepetitionSummary", "ResultError", "RunData", "Status",
     "SustainedSummary", "ThroughputSummary", "Timeline", "create_run_dir", "environment_fingerprint", "load_run",
     "repetition_dir", "summary_from_json", "to_json", "write_repetition", "write_run_info", "write_run_status",

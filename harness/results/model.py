@@ -11,7 +11,8 @@ Format history (``format_version``; the loader upgrades older versions, see :fun
   (value is compared, detail shown); every percentile key is spelled ``p99_9``; the engine's processed rate is
   input rows per second of wall time (``engine input rows``); ``read_committed`` records whether results were
   read as transactional output (latency then uses the visible time, see :mod:`harness.judge`);
-  ``collector`` carries bad records by kind.
+  ``collector`` carries bad records by kind. Added later without a version change (absent means not
+  measured): ``input_delay``, the input topic's append time − intended send time (:mod:`harness.input_delay`).
 """
 
 from __future__ import annotations
@@ -124,6 +125,21 @@ class GeneratorSummary:
 
 
 @dataclass(frozen=True)
+class InputDelaySummary:
+    """summary.json ``input_delay`` (:mod:`harness.input_delay`): input append − intended send time over the load
+    events of the measured period (intended at or after the warm-up end), ms."""
+
+    events: int
+    """Load events in the histogram (measured period, non-negative delay)."""
+    negative: int
+    """Events appended before their intended millisecond: two clocks disagree (generator host vs broker host)."""
+    not_append_time: int
+    """Input records without a broker append time (not counted)."""
+    delay_ms: dict[str, float | None]
+    """p50, p90, p99, p99_9, max, mean (ms)."""
+
+
+@dataclass(frozen=True)
 class FairnessValue:
     """One fairness setting of an engine: ``value`` is what the report compares, ``detail`` what it shows."""
 
@@ -178,6 +194,9 @@ class RepetitionSummary:
     bad_samples, failed)."""
     read_committed: bool = False
     """Results were transactional output, read ``read_committed`` (latency = visible time, see harness.judge)."""
+    input_delay: InputDelaySummary | None = None
+    """Input append − intended send time over the measured period: the input path's own delay (None when the
+    input topic was not read back: results written before this field existed, or the load did not finish)."""
 
 
 @dataclass(eq=False)

@@ -91,9 +91,9 @@ def test_services_wait_for_what_they_need(services: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------- versions and images
 def lock_version(package: str) -> str:
     for line in (ROOT / "requirements.lock").read_text().splitlines():
-        name, _, version = line.partition("==")
+        name, _, version = line.partition("==")  # "name==version \" then its "--hash=..." lines
         if name.strip().lower() == package:
-            return version.strip()
+            return version.split()[0]
     raise AssertionError(f"{package} is not in requirements.lock")
 
 

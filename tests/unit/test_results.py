@@ -14,6 +14,7 @@ import pytest
 from harness import histograms
 from harness.analysis import RepetitionInputs, analyse
 from harness.errors import HarnessError
+from harness.input_delay import InputAppendTimes
 from harness.loadgen import GeneratorResult
 from harness.loadgen.generator import SecondStats
 from harness.oracle import expected_counts
@@ -74,8 +75,10 @@ def make_result(
     cpu: float = 80.0,
     status: str = "ok",
     error: str | None = None,
+    input_append: InputAppendTimes | None = None,
 ) -> RepetitionResult:
-    """A synthetic repetition: exact answers visible ``latency_ms`` (+ noise, + growth) after window end."""
+    """A synthetic repetition: exact answers visible ``latency_ms`` (+ noise, + growth) after window end;
+    ``input_append``: the input topic as read back (``summary.input_delay``), none by default."""
     scenario = scenario or make_scenario()
     rng = np.random.default_rng(seed)
     windows = Windows(10_000, 10_000, 2_000)
@@ -126,6 +129,7 @@ def make_result(
         status=status,  # type: ignore[arg-type]
         error=error,
         log_tail=["line 1", "line 2"] if error else (),
+        input_append=input_append,
     ))
 
 

@@ -105,6 +105,10 @@ BAD_CASES = [
     ({"load.producer": {"nice": -30}}, "s.yaml: load.producer.nice: must be >= -20 (got -30)"),
     ({"kafka.bootstrap": "h:9092", "kafka.mode": "embedded"},
      "s.yaml: kafka: bootstrap is only for mode external; remove it to use the embedded broker"),
+    ({"kafka.keep_topics": True},
+     "s.yaml: kafka: keep_topics is only for mode external: the embedded broker's topics go with its temporary data directory at the end of the run; remove keep_topics"),
+    ({"kafka.bootstrap": "h:9092", "kafka.keep_topics": "yes"}, "s.yaml: kafka.keep_topics: must be true or false (got 'yes')"),
+    ({"kafka.bootstrap": "h:9092", "kafka.keep_topics": 1}, "s.yaml: kafka.keep_topics: must be true or false (got 1)"),
     # values that cannot hurt (issue 12): every rate field is finite and at most 100M/s
     ({"load.rate": float("inf")},
      "s.yaml: load.rate: must be a finite number of events/s such as 500, 20k or 1.5M (got inf)"),
