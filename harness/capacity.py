@@ -34,6 +34,7 @@ from harness.keepup import MAX_LATENCY_SLOPE
 from harness.results.model import RepetitionSummary
 from harness.scenario import Slo
 from harness.units import MAX_RATE, format_percent
+from harness.verdicts import still_catching_up
 
 Verdict = Literal["pass", "fail", "load-path", "error", "unsettled"]
 ENDING_VERDICTS: tuple[Verdict, ...] = ("load-path", "error")
@@ -46,7 +47,8 @@ class TrialOutcome:
 
     verdict: Verdict
     reason: str
-    """Empty for a pass; else the failed criteria or the load-path problem, in words."""
+    """For a pass: empty, or why its latency figures are not steady state (passed while still catching up);
+    else the failed criteria or the load-path problem, in words."""
     figures: dict[str, Any] = field(default_factory=dict)
     """Optional measured figures (latency p50/p99, processed rate, CPU, RSS, the trial's run directory)."""
 
@@ -181,6 +183,10 @@ def judge_trial(summary: RepetitionSummary, slo: Slo | None) -> TrialOutcome:
         return TrialOutcome("unsettled", "; ".join([
             f"latency falling {-keep_up.latency_slope_ms_per_s:,.0f} ms per s: still working off its start-up",
             *problems]), figures)
+    if not problems and still_catching_up(keep_up):
+        problems_words = (f"passed while still catching up (processed {keep_up.processed_ratio or 0:.0%} of the "
+                          "achieved rate or latency falling): its latency figures include its start-up")
+        return TrialOutcome("pass", problems_words, figures)
     return TrialOutcome("fail" if problems else "pass", "; ".join(problems), figures)
 
 

@@ -189,8 +189,10 @@ def _shares_table(trials: list[Numbered], capacity: float, several: bool) -> lis
             rows.append([f"{share:.0%}", _rate(target), shown, "—", "—"])
             continue
         trial = near[2]
+        unsteady = " — still catching up: includes its start-up" if trial.get("reason") else ""
         rows.append([f"{share:.0%}", _rate(target), f"{_which(near, several)}: {_rate(trial['rate'])} "
-                     f"({trial['rate'] / capacity:.0%})", _sec(trial.get("p50_ms")), _sec(trial.get("p99_ms"))])
+                     f"({trial['rate'] / capacity:.0%}){unsteady}", _sec(trial.get("p50_ms")),
+                     _sec(trial.get("p99_ms"))])
     return _table(["share of capacity", "rate", "nearest passing trial (its share)", "latency p50", "latency p99"],
                   rows)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.keepup import MAX_LATENCY_SLOPE
+from harness.keepup import MAX_LATENCY_SLOPE, KeepUp
 from harness.resources import OTHERS
 from harness.results.model import GeneratorSummary, RepetitionSummary
 
@@ -18,6 +18,13 @@ left from its start-up (a settled engine processes what arrives, ±1-2 % from mi
 SHARED_CPU_PERCENT = 25.0
 """Mean CPU of processes outside the run (:data:`harness.resources.OTHERS`) over the measured period above which
 a repetition is said to have shared the machine, % of one core."""
+
+
+def still_catching_up(keep: KeepUp) -> bool:
+    """True when an engine that kept up was still working off a backlog in the measured period: it processed
+    more than :data:`CATCHING_UP_RATIO` of the achieved rate, or its latency fell faster than the keep-up
+    verdict's latency-slope limit. Its latency figures then include its start-up."""
+    return (keep.processed_ratio or 0) > CATCHING_UP_RATIO or (keep.latency_slope_ms_per_s or 0) < -MAX_LATENCY_SLOPE
 
 
 def invalid_reasons(
@@ -66,7 +73,7 @@ def repetition_warnings(summary: RepetitionSummary) -> list[str]:
     keep = summary.sustained
     if keep.sustained is False:
         out.append("not sustained at this rate: " + "; ".join(keep.failed))
-    elif (keep.processed_ratio or 0) > CATCHING_UP_RATIO or (keep.latency_slope_ms_per_s or 0) < -MAX_LATENCY_SLOPE:
+    elif still_catching_up(keep):
         out.append(
             "still catching up in the measured period (processed "
             + (f"{keep.processed_ratio:.0%} of the achieved rate" if keep.processed_ratio is not None else "unknown")

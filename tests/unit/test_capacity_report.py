@@ -145,3 +145,14 @@ def test_an_engine_interrupted_before_its_first_trial_says_so(tmp_path: Path, mo
     flink = text[text.index("## flink"):]
     assert "| sustainable throughput | — (no search found a passing rate) |" in flink
     assert f"| ended by | {INTERRUPTED} |" in flink and "No trial ran." in flink
+
+
+def test_latency_of_a_trial_that_passed_while_catching_up_is_marked() -> None:
+    from harness.capacity_report import _shares_table
+
+    steady = {"rate": 10_000.0, "verdict": "pass", "reason": "", "p50_ms": 3_000.0, "p99_ms": 4_000.0}
+    catching = {"rate": 20_000.0, "verdict": "pass", "p50_ms": 17_790.0, "p99_ms": 24_570.0,
+                "reason": "passed while still catching up (processed 121% of the achieved rate or latency falling)"}
+    text = "\n".join(_shares_table([(1, 1, steady), (1, 2, catching)], 20_000.0, several=False))
+    assert "| 50% | 10,000/s | trial 1: 10,000/s (50%) | 3.00 s | 4.00 s |" in text
+    assert "| 100% | 20,000/s | trial 2: 20,000/s (100%) — still catching up: includes its start-up | 17.79 s |" in text

@@ -203,3 +203,15 @@ def test_behind_with_falling_latency_is_unsettled_not_a_failure() -> None:
     assert outcome.reason.startswith("latency falling 1,000 ms per s: still working off its start-up; not sustained")
     rising = dataclasses.replace(catching_up, latency_slope_ms_per_s=400.0)
     assert judge_trial(golden(sustained=rising), None).verdict == "fail"
+
+
+def test_a_pass_while_still_catching_up_says_its_latency_includes_the_start_up() -> None:
+    """Spark at 10k/s in a 15 s warm-up trial: processed 131 % of the rate, latency falling: it kept up, but its
+    latency figures are not steady state; the trial passes and says so."""
+    summary = golden()
+    catching_up = dataclasses.replace(summary.sustained, sustained=True, processed_ratio=1.31,
+                                      latency_slope_ms_per_s=-200.0)
+    outcome = judge_trial(golden(sustained=catching_up), None)
+    assert outcome.verdict == "pass" and outcome.reason.startswith("passed while still catching up (processed 131%")
+    settled = dataclasses.replace(catching_up, processed_ratio=1.0, latency_slope_ms_per_s=2.0)
+    assert judge_trial(golden(sustained=settled), None).reason == ""
