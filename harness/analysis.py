@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import faults as fault_figures
 from harness import histograms, verdicts
 from harness.engines.base import normalise_fairness
 from harness.judge import Judgement, empty_records, judge, ordered, visible_ms
@@ -75,6 +76,8 @@ class RepetitionInputs:
     status: Status = "ok"
     error: str | None = None
     log_tail: Sequence[str] = ()
+    faults: Sequence[Mapping[str, Any]] = ()
+    """The fault injector's records (:meth:`harness.faults.FaultInjector.records`), one per scenario fault."""
 
 
 def analyse(inputs: RepetitionInputs) -> RepetitionResult:
@@ -131,6 +134,7 @@ def analyse(inputs: RepetitionInputs) -> RepetitionResult:
         fairness=fairness_values(inputs.fairness),
         collector=collector,
         read_committed=inputs.read_committed,
+        faults=_faults(inputs, records, pairs),
     )
     summary = dataclasses.replace(summary, warnings=verdicts.repetition_warnings(summary))
     return RepetitionResult(
@@ -143,6 +147,17 @@ def analyse(inputs: RepetitionInputs) -> RepetitionResult:
         resources=resources,
         generator=to_json(inputs.generator.to_json()) if inputs.generator is not None else None,
     )
+
+
+def _faults(inputs: RepetitionInputs, records: pd.DataFrame, pairs: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each injected fault with its figures (:func:`harness.faults.measured_faults`)."""
+    if not inputs.faults:
+        return []
+    recs = ordered(records)
+    visible = visible_ms(recs, read_committed=inputs.read_committed)
+    found = fault_figures.measured_faults([dict(f) for f in inputs.faults], pairs, visible,
+                                          window_size_ms=inputs.scenario.window.size)
+    return [{key: to_json(value) for key, value in fault.items()} for fault in found]
 
 
 def _series(inputs: RepetitionInputs, records: pd.DataFrame, pairs: pd.DataFrame,

@@ -57,6 +57,8 @@ class ManagedProcess:
         if self._popen is not None:
             raise RuntimeError(f"{self.name} already started")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # readiness waits read only what this process writes: a restarted job appends to its predecessor's log
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
             self._popen = subprocess.Popen(
@@ -118,6 +120,18 @@ class ManagedProcess:
             pass
         _wait_group_gone(group, timeout=10)
         return self._popen.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once (guard included), no grace: a crash, as a fault injects it. Returns
+        when every process of the group is gone."""
+        if self._popen is None:
+            return
+        _signal_group(self._popen.pid, signal.SIGKILL)
+        try:
+            self._popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        _wait_group_gone(self._popen.pid, timeout=10)
 
     def __enter__(self) -> ManagedProcess:
         return self.start()

@@ -84,6 +84,7 @@ def render_report(run: RunData, images: dict[str, str] | None = None) -> str:
 
     lines += _results_tables(run)
     lines += _fairness_section(run)
+    lines += _faults_section(run)
     if images:
         lines += ["## Plots", ""]
         titles = {
@@ -317,6 +318,64 @@ def _fairness_section(run: RunData) -> list[str]:
     return lines
 
 
+def _faults_section(run: RunData) -> list[str]:
+    """One table per engine with a fault record: what each fault cost (see :mod:`harness.faults`)."""
+    engines = {name: reps for name, reps in run.engines.items() if any(r.summary.faults for r in reps)}
+    if not engines:
+        return []
+    lines = [
+        "## Faults",
+        "",
+        "Per injected fault: *back after* = kill (or broker stop) → engine ready again (or broker answering); "
+        "*results gap* = last result visible before the fault → first after; *recovery* = fault → results of the "
+        "first window whose median latency is back within 10 % of the pre-fault median (*baseline*); missing, "
+        "duplicated and wrong count the pairs of windows ending from one window before the fault to one window "
+        "after recovery.",
+        "",
+    ]
+    header = ["rep", "fault", "at", "back after", "results gap", "recovery", "baseline latency", "peak latency",
+              "missing", "duplicated pairs / records", "wrong", "delivery claimed", "observed"]
+    for name, reps in engines.items():
+        rows = [_fault_row(r, fault) for r in reps for fault in r.summary.faults]
+        lines += [f"### {name}", ""] + _md_table(header, rows) + [""]
+        errors = [f"- rep {r.summary.repetition}, {f['kind']} at {f['at_ms'] / 1000:g} s: {f['error']}"
+                  for r in reps for f in r.summary.faults if f.get("error")]
+        lines += errors + ([""] if errors else [])
+    return lines
+
+
+def _fault_row(rep: LoadedRepetition, fault: dict[str, Any]) -> list[str]:
+    """A row of the Faults table: figures in ms (seconds above 10 s), ``–`` where not measured."""
+    def ms(value: Any) -> str:
+        return fmt_number(None if value is None else float(value), "ms") + ("" if value is None else " ms")
+
+    def since(key: str) -> Any:
+        start = fault.get("injected_at_ms")
+        return None if fault.get(key) is None or start is None else fault[key] - start
+
+    delivery = rep.summary.fairness.get("delivery")
+    claimed = delivery.value if delivery is not None else "–"
+    injected = fault.get("injected_at_ms") is not None
+    dup_pairs, dup_records = fault.get("duplicated_pairs"), fault.get("duplicate_records")
+    if not injected:
+        observed = "not injected"
+    elif dup_pairs == 0 and fault.get("missing") == 0 and fault.get("wrong") == 0:
+        observed = "exactly once (no duplicates, nothing missing or wrong)"
+    elif dup_pairs == 0:
+        observed = "no duplicates observed"
+    else:
+        observed = f"duplicates ({dup_records} extra records)"
+    return [
+        str(rep.summary.repetition), fault["kind"], f"{fault['at_ms'] / 1000:g} s", ms(since("recovered_at_ms")),
+        ms(fault.get("results_gap_ms")),
+        ms(fault.get("recovery_ms")) if injected and fault.get("recovery_ms") is not None
+        else ("not recovered" if injected else "–"),
+        ms(fault.get("baseline_latency_ms")), ms(fault.get("peak_latency_ms")),
+        str(fault.get("missing", "–")), f"{dup_pairs if dup_pairs is not None else '–'} / "
+        f"{dup_records if dup_records is not None else '–'}", str(fault.get("wrong", "–")), claimed, observed,
+    ]
+
+
 def fairness_differences(settings: dict[str, dict[str, str]]) -> list[str]:
     """One sentence per setting whose normalised values differ between engines (a missing value counts as a
     difference), naming the figures the difference affects."""
@@ -464,6 +523,7 @@ def write_plots(run: RunData) -> dict[str, Path]:
                 ax.plot(series["second"], series["latency_p50_ms"], marker=".", label=f"{label} p50")
                 ax.plot(series["second"], series["latency_p99_ms"], linestyle=":", label=f"{label} p99")
                 drawn = True
+    _fault_markers(ax, run)
     if drawn:
         ax.set_xlabel("seconds since the load started")
         ax.set_ylabel("result latency (ms)")
@@ -487,6 +547,7 @@ def write_plots(run: RunData) -> dict[str, Path]:
             column = "processed_rate_engine" if series["processed_rate_engine"].notna().any() else "processed_rate_output"
             ax.plot(series["second"], series[column], label=f"{label} processed")
             drawn = True
+    _fault_markers(ax, run)
     if drawn:
         ax.set_xlabel("seconds since the load started")
         ax.set_ylabel("events/s")
@@ -521,6 +582,22 @@ def write_plots(run: RunData) -> dict[str, Path]:
         out["resources_time"] = _save(fig, run.path / "resources-over-time.png")
     plt.close(fig)
     return out
+
+
+def _fault_markers(ax: Any, run: RunData) -> None:
+    """A vertical line at each injected fault (first repetition of each engine) and a shaded span until latency
+    recovered (to the end of the plot when it never did)."""
+    for reps in run.engines.values():
+        rep = reps[0]
+        start = rep.summary.timeline.load_start_ms
+        for fault in rep.summary.faults:
+            if fault.get("injected_at_ms") is None:
+                continue
+            at = (fault["injected_at_ms"] - start) / 1000
+            ax.axvline(at, color="red", linewidth=1, alpha=0.6)
+            recovery = fault.get("recovery_ms")
+            end = at + recovery / 1000 if recovery is not None else ax.get_xlim()[1]
+            ax.axvspan(at, end, color="red", alpha=0.08)
 
 
 def _save(fig: Any, path: Path) -> Path:

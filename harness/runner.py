@@ -32,6 +32,7 @@ from harness.collector import LiveCollector
 from harness.engines.base import Engine, EngineContext
 from harness.engines.registry import resolve_engine
 from harness.errors import HarnessError, ScenarioError
+from harness.faults import FaultInjector
 from harness.kafka import create_topics, kafka_service
 from harness.kafka.service import KafkaEndpoint
 from harness.loadgen import GeneratorResult, Progress, run_generator
@@ -220,7 +221,11 @@ class _EngineRun:
             "generator": _generator_processes,
             "harness": this_process,
         })
-        state: dict[str, Any] = {"collector": None, "generator": None, "metrics": {}}
+        injector = FaultInjector(
+            scenario.faults, engine, self.kafka, restart_timeout_s=scenario.engine_start_timeout / 1000,
+            message=lambda text: display.message(f"[{self.label} rep {self.repetition}] {text}"),
+        )
+        state: dict[str, Any] = {"collector": None, "generator": None, "metrics": {}, "faults": injector}
         status = "ok"
         try:
             self._phases(engine, sampler, state)
@@ -256,14 +261,17 @@ class _EngineRun:
         collector = LiveCollector(self.kafka.bootstrap, self.output_topic, read_committed=engine.read_committed)
         state["collector"] = collector
         collector.start()
-        state["generator"] = generator = self._load(engine, collector)
-        self._drain(engine, collector, self.expected_at_zero.shifted(generator.start_epoch_ms))
+        injector: FaultInjector = state["faults"]
+        state["generator"] = generator = self._load(engine, collector, injector)
+        self._drain(injector, collector, self.expected_at_zero.shifted(generator.start_epoch_ms))
         state["metrics"] = {"ready_s": ready_s}
 
     def _finish(self, engine: Engine, sampler: ResourceSampler, state: dict[str, Any], status: str) -> str:
         """Stop reading, write the result, then stop the engine (its stop grace cannot cost the result).
         Returns the repetition's status (``failed`` if the result could not be written)."""
         collector: LiveCollector | None = state["collector"]
+        injector: FaultInjector = state["faults"]
+        injector.stop(timeout_s=None if status == "ok" else 0.5)  # a restart still under way ends with the engine
         if collector is not None:
             collector.stop()
         sampler.stop()
@@ -271,7 +279,7 @@ class _EngineRun:
         if status != "ok":
             self.log_tail = _log_tail(engine)
         try:
-            self._write(engine, collector, sampler, state["generator"], metrics, status)
+            self._write(engine, collector, sampler, state["generator"], metrics, status, injector.records())
         except Exception as exc:  # noqa: BLE001 - e.g. a full disk: say so, keep the traceback, go on
             status = "failed"
             self.error = f"result not written: {type(exc).__name__}: {exc}"
@@ -285,8 +293,9 @@ class _EngineRun:
         return status
 
     # ----------------------------------------------------------------------------------------------- phases
-    def _load(self, engine: Engine, collector: LiveCollector) -> GeneratorResult:
-        """Warm-up + measured period, then the end-of-run records; the engine is checked all along."""
+    def _load(self, engine: Engine, collector: LiveCollector, injector: FaultInjector) -> GeneratorResult:
+        """Warm-up + measured period, then the end-of-run records; the engine is checked all along (through the
+        fault injector, which starts with the first progress report, when the load's start time is known)."""
         display = self.display
         display.update(phase="warm-up")
         last = {"t": time.monotonic(), "sent": 0, "check": 0.0, "metrics": 0.0, "rate": 0.0}
@@ -294,9 +303,10 @@ class _EngineRun:
 
         def progress(p: Progress) -> None:
             now = time.monotonic()
+            injector.start(time.time_ns() // 1_000_000 - int(p.elapsed_ms))  # once; later calls do nothing
             if now - last["check"] >= self.CHECK_EVERY_S:
                 last["check"] = now
-                engine.check()
+                injector.check()
             if now - last["metrics"] >= self.METRICS_EVERY_S:
                 last["metrics"] = now
                 _safe_metrics(engine)  # engines that poll (Flink's REST) build their series from these calls
@@ -323,14 +333,14 @@ class _EngineRun:
             display.message(f"[{self.label} rep {self.repetition}] generator: {generator.reason}")
         return generator
 
-    def _drain(self, engine: Engine, collector: LiveCollector, expected: Expected) -> None:
+    def _drain(self, injector: FaultInjector, collector: LiveCollector, expected: Expected) -> None:
         """Read until the answer is settled — every expected (window, user) has an answer and no result arrived
         for max(2 s, slide) — or the collector failed, or ``drain_timeout`` passed."""
         deadline = time.monotonic() + self.scenario.drain_timeout / 1000
         settle_s = max(self.SETTLE_MIN_S, self.scenario.window.slide_ms / 1000)
         self.display.update(phase="draining")
         while True:
-            engine.check()
+            injector.check()
             drain = collector.settle_state(expected.pairs)
             snap = collector.snapshot()
             self.display.update(phase=f"draining {drain.answered:,}/{drain.expected:,} pairs answered",
@@ -351,7 +361,8 @@ class _EngineRun:
             time.sleep(0.25)
 
     def _write(self, engine: Engine, collector: LiveCollector | None, sampler: ResourceSampler,
-               generator: GeneratorResult | None, metrics: dict[str, Any], status: str) -> None:
+               generator: GeneratorResult | None, metrics: dict[str, Any], status: str,
+               faults: list[dict[str, Any]]) -> None:
         scenario = self.scenario
         start_ms = generator.start_epoch_ms if generator is not None else int(time.time() * 1000)
         inputs = RepetitionInputs(
@@ -370,6 +381,7 @@ class _EngineRun:
             status=status,  # type: ignore[arg-type]
             error=self.error,
             log_tail=self.log_tail,
+            faults=faults,
         )
         result = analyse(inputs)
         if self.traceback:

@@ -11,7 +11,8 @@ Format history (``format_version``; the loader upgrades older versions, see :fun
   (value is compared, detail shown); every percentile key is spelled ``p99_9``; the engine's processed rate is
   input rows per second of wall time (``engine input rows``); ``read_committed`` records whether results were
   read as transactional output (latency then uses the visible time, see :mod:`harness.judge`);
-  ``collector`` carries bad records by kind.
+  ``collector`` carries bad records by kind. Later, still 2 (new optional fields with defaults): ``faults``,
+  one entry per injected fault (see :mod:`harness.faults`; empty without faults).
 """
 
 from __future__ import annotations
@@ -177,6 +178,9 @@ class RepetitionSummary:
     bad_samples, failed)."""
     read_committed: bool = False
     """Results were transactional output, read ``read_committed`` (latency = visible time, see harness.judge)."""
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per scenario fault: the injector's record (kind, at_ms, downtime_ms, injected_at_ms,
+    restarted_at_ms, recovered_at_ms, error) and, if it was injected, :class:`harness.faults.FaultFigures`."""
 
 
 @dataclass(eq=False)
