@@ -15,8 +15,10 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -24,6 +26,18 @@ import psutil
 from harness.errors import ServiceError
 
 TAIL_LINES = 30
+
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="process-spawner")
+"""Starts children for threads other than the main one. The guard's ``PR_SET_PDEATHSIG`` fires when the *thread*
+that started it ends, not the process: a job restarted by the fault injector's thread would be terminated as soon
+as that thread finished. This executor's one thread lives as long as the harness."""
+
+
+def _spawn(argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen(argv, **kwargs)`` from the main thread, or from :data:`_SPAWNER` for any other thread."""
+    if threading.current_thread() is threading.main_thread():
+        return subprocess.Popen(argv, **kwargs)  # type: ignore[call-overload,no-any-return]
+    return _SPAWNER.submit(subprocess.Popen, argv, **kwargs).result()  # type: ignore[arg-type]
 
 
 class ManagedProcess:
@@ -61,7 +75,7 @@ class ManagedProcess:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
-            self._popen = subprocess.Popen(
+            self._popen = _spawn(
                 [sys.executable, "-m", "harness._guard", str(os.getpid()), "--", *self.argv],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
