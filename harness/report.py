@@ -347,7 +347,7 @@ def _faults_section(run: RunData) -> list[str]:
 def _fault_row(rep: LoadedRepetition, fault: dict[str, Any]) -> list[str]:
     """A row of the Faults table: figures in ms (seconds above 10 s), ``–`` where not measured."""
     def ms(value: Any) -> str:
-        return fmt_number(None if value is None else float(value), "ms") + ("" if value is None else " ms")
+        return fmt_number(None if value is None else float(value), "ms")
 
     def since(key: str) -> Any:
         start = fault.get("injected_at_ms")

@@ -141,3 +141,36 @@ def test_generator_table_falls_back_to_generator_json_for_older_summaries(tmp_pa
         generator_path.unlink()
     text = render_report(load_run(run_dir))
     assert "| spark | – | – | 0.20 ms ± 0.00 ms |" in text
+
+
+def test_faults_section_puts_each_faults_figures_beside_the_claimed_guarantee(tmp_path: Path) -> None:
+    import json
+
+    from tests.unit.synthetic_runs import Rep, write_run
+
+    run_dir = write_run(tmp_path, {"spark": [Rep()], "flink": [Rep()]})
+    measured = {"kind": "kill-engine", "at_ms": 30_000, "downtime_ms": 5_000, "injected_at_ms": 1_000_000,
+                "restarted_at_ms": 1_005_000, "recovered_at_ms": 1_021_500, "error": None,
+                "results_gap_ms": 24_000, "recovery_ms": 31_250, "baseline_latency_ms": 2_900.0,
+                "peak_latency_ms": 27_000.0, "span_from_ms": 995_000, "span_to_ms": 1_036_250, "missing": 0,
+                "wrong": 0, "duplicated_pairs": 40, "duplicate_records": 41}
+    clean = {**measured, "duplicated_pairs": 0, "duplicate_records": 0, "recovery_ms": None}
+    for engine, fault in (("spark", measured), ("flink", clean)):
+        path = run_dir / engine / "rep-1" / "summary.json"
+        data = json.loads(path.read_text())
+        data["faults"] = [fault]
+        path.write_text(json.dumps(data))
+    text = render_report(load_run(run_dir))
+    faults = text[text.index("## Faults"):]
+    assert "### spark" in faults and "### flink" in faults
+    assert "| 1 | kill-engine | 30 s | 21.50 s ms | 24.00 s ms | 31.25 s ms |" not in faults  # units said once
+    assert "| 1 | kill-engine | 30 s | 21.50 s | 24.00 s | 31.25 s | 2,900 ms | 27.00 s | 0 | 40 / 41 | 0 |" in faults
+    assert "duplicates (41 extra records)" in faults
+    assert "not recovered" in faults and "exactly once (no duplicates, nothing missing or wrong)" in faults
+
+
+def test_no_faults_section_without_faults(tmp_path: Path) -> None:
+    from tests.unit.synthetic_runs import Rep, write_run
+
+    text = render_report(load_run(write_run(tmp_path, {"spark": [Rep()]})))
+    assert "## Faults" not in text
