@@ -20,11 +20,13 @@ from harness.scenario import parse_scenario
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def scenario(engines: list[Any], faults: list[dict[str, str]], *, duration: str = "45s") -> Any:
+def scenario(engines: list[Any], faults: list[dict[str, str]], *, duration: str = "45s",
+             drain_timeout: str = "2m") -> Any:
     """A short 2k events/s run with 5 s windows and 2 s watermark delay, measured from 10 s on."""
     return parse_scenario({
         "name": "faults-test",
         "duration": duration,
+        "drain_timeout": drain_timeout,
         "warmup": "10s",
         "seed": 7,
         "load": {"rate": "2k", "users": 200, "distribution": "uniform"},
@@ -65,22 +67,27 @@ def the_fault(result: dict[str, Any]) -> dict[str, Any]:
     return fault
 
 
-def test_calibration_killed_and_restarted_answers_again_from_the_beginning(tmp_path: Path) -> None:
-    """The calibration job keeps no checkpoint: restarted, it reads the input topic again from the beginning and
-    writes every window already answered once more. Answers stay exact; the second copies are counted as
-    duplicates, in the whole run and around the fault."""
-    run_dir = run(tmp_path, ["calibration"], [{"at": "20s", "kind": "kill-engine", "downtime": "3s"}])
+def test_calibration_killed_and_restarted_is_counted_around_the_fault(tmp_path: Path) -> None:
+    """The calibration job keeps no checkpoint: restarted, it reads the input topic again from the beginning. Its
+    one watermark jumps ahead with the first batch it reads (one partition's newest events), so most events read
+    again are late and dropped: windows already answered are answered again (duplicates, some with a smaller,
+    wrong count) and windows open at the kill lose events (wrong or missing). What is true is asserted: the
+    problems are there and the fault's figures count them (a window's worth of them; the whole run's totals
+    also hold re-answers of older windows). Measured here: back after 3.6 s, results gap 6.6 s, recovery 7.0 s,
+    107 missing, 42 wrong, 51 duplicated pairs around the fault."""
+    run_dir = run(tmp_path, ["calibration"], [{"at": "20s", "kind": "kill-engine", "downtime": "3s"}],
+                  drain_timeout="15s")  # the missing pairs never come: do not wait 2 minutes for them
     result = summary(run_dir, "calibration")
     correctness = result["correctness"]
-    assert correctness["correct"] is True, correctness["problems"]
-    assert correctness["missing"] == correctness["wrong"] == 0
-    # every window that ended (+ D) before the kill was answered before it and again after the restart
-    assert correctness["duplicated"] > 0 and correctness["duplicate_records"] >= correctness["duplicated"]
+    assert correctness["correct"] is False
+    assert correctness["duplicated"] > 0
     fault = the_fault(result)
     assert fault["restarted_at_ms"] - fault["injected_at_ms"] >= 3_000
-    assert fault["duplicated_pairs"] > 0 and fault["missing"] == 0
-    assert fault["results_gap_ms"] is not None and fault["results_gap_ms"] > 0
-    assert fault["recovery_ms"] is not None
+    assert fault["missing"] + fault["wrong"] > 0 and fault["duplicated_pairs"] > 0
+    assert fault["missing"] <= correctness["missing"] and fault["wrong"] <= correctness["wrong"]
+    assert fault["duplicated_pairs"] <= correctness["duplicated"]
+    assert fault["results_gap_ms"] is not None and fault["results_gap_ms"] >= 3_000
+    assert fault["recovery_ms"] is not None and fault["peak_latency_ms"] > fault["baseline_latency_ms"]
     assert leftovers(run_dir) == []
     report = (run_dir / "report.md").read_text()
     assert "## Faults" in report and "| kill-engine |" in report
