@@ -74,7 +74,7 @@ def test_calibration_killed_and_restarted_is_counted_around_the_fault(tmp_path: 
     wrong count) and windows open at the kill lose events (wrong or missing). What is true is asserted: the
     problems are there and the fault's figures count them (a window's worth of them; the whole run's totals
     also hold re-answers of older windows). Measured here: back after 3.6 s, results gap 6.6 s, recovery 7.0 s,
-    107 missing, 42 wrong, 51 duplicated pairs around the fault."""
+    107 missing, 42 wrong around the fault (in two runs; duplicated pairs around it 51 in one, 0 in the other)."""
     run_dir = run(tmp_path, ["calibration"], [{"at": "20s", "kind": "kill-engine", "downtime": "3s"}],
                   drain_timeout="15s")  # the missing pairs never come: do not wait 2 minutes for them
     result = summary(run_dir, "calibration")
@@ -83,7 +83,7 @@ def test_calibration_killed_and_restarted_is_counted_around_the_fault(tmp_path: 
     assert correctness["duplicated"] > 0
     fault = the_fault(result)
     assert fault["restarted_at_ms"] - fault["injected_at_ms"] >= 3_000
-    assert fault["missing"] + fault["wrong"] > 0 and fault["duplicated_pairs"] > 0
+    assert fault["missing"] + fault["wrong"] > 0  # duplicates may all fall in older windows, outside the span
     assert fault["missing"] <= correctness["missing"] and fault["wrong"] <= correctness["wrong"]
     assert fault["duplicated_pairs"] <= correctness["duplicated"]
     assert fault["results_gap_ms"] is not None and fault["results_gap_ms"] >= 3_000
