@@ -2,9 +2,32 @@
 # Sets up everything the harness needs, idempotently and quickly when warm:
 #   .venv/  a virtualenv with the pinned Python dependencies (requirements.lock) and the harness itself
 #   .cache/jars/  the JVM artifacts (Kafka broker, Spark and Flink Kafka connectors) fetched with mvn, checksummed
-# Needs python3.11, java 17+ and mvn on PATH; says what to install when one is missing.
+#   with --tests, also the tools only the test suite uses: .cache/bin/actionlint (built with go)
+# Needs python3.11, java 17+ and mvn on PATH (and go for --tests); says what to install when one is missing.
+# Quiet on success: a step's output is shown only when it fails.
 set -euo pipefail
 cd "$(dirname "$0")"
+
+tests=0
+for arg in "$@"; do
+    case "$arg" in
+        --tests) tests=1 ;;
+        *) echo "setup.sh: unknown argument '$arg' (usage: ./setup.sh [--tests])" >&2; exit 2 ;;
+    esac
+done
+
+# quietly STEP...: runs STEP with its output captured; prints it only when STEP fails (and fails with it)
+quietly() {
+    local log
+    log="$(mktemp)"
+    if ! "$@" >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        echo "setup.sh: failed: $*" >&2
+        return 1
+    fi
+    rm -f "$log"
+}
 
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
@@ -16,23 +39,25 @@ fi
 stamp=.venv/.installed
 want="$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
-    [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+    echo "setup.sh: installing the pinned Python dependencies into .venv (first time: a few minutes)"
+    [[ -x .venv/bin/python ]] || quietly "$PYTHON" -m venv .venv
+    quietly .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+    quietly .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+    quietly .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
     echo "$want" > "$stamp"
 fi
 
 # JVM artifacts: java/mvn checks, mvn fetch, checksum verification (fast no-op when the cache is complete)
-.venv/bin/bench setup
+quietly .venv/bin/bench setup
 
-# actionlint, for the test that lints the nightly workflow: built from the Go module proxy into the git-ignored
-# .cache/bin (no PyPI package ships the binary); a no-op when that version is already there. Only needed for tests.
+# --tests: actionlint, for the test that lints the nightly workflow (tests/unit/test_workflow.py): built from the Go
+# module proxy into the git-ignored .cache/bin (no PyPI package ships the binary); a no-op when that version is
+# already there. Not needed to run benchmarks, so the main command does not build it.
 ACTIONLINT_VERSION=1.7.12
-if [[ "$(.cache/bin/actionlint -version 2>/dev/null | head -n 1)" != "v$ACTIONLINT_VERSION" ]]; then
-    if command -v go >/dev/null 2>&1; then
-        GOBIN="$PWD/.cache/bin" go install "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION"
-    else
-        echo "setup.sh: go not found, so actionlint is not installed; tests/unit/test_workflow.py will fail" >&2
+if [[ $tests == 1 && "$(.cache/bin/actionlint -version 2>/dev/null | head -n 1)" != "v$ACTIONLINT_VERSION" ]]; then
+    if ! command -v go >/dev/null 2>&1; then
+        echo "setup.sh --tests: go not found, so actionlint cannot be built; install Go 1.22+ (tests/unit/test_workflow.py needs it)" >&2
+        exit 1
     fi
+    GOBIN="$PWD/.cache/bin" quietly go install "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION"
 fi

@@ -45,8 +45,40 @@ class DurationType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class PercentType(click.ParamType):
+    """``5%``, ``2.5%`` → the fraction (0.05)."""
+
+    name = "percent"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        from harness.units import parse_percent
+
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_percent(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class SloType(click.ParamType):
+    """``p99<=10s`` → :class:`harness.scenario.Slo`."""
+
+    name = "slo"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        from harness.scenario import parse_slo
+
+        try:
+            return parse_slo(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 RATE = RateType()
 DURATION = DurationType()
+PERCENT = PercentType()
+SLO = SloType()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,6 +136,49 @@ def run(scenario_file: Path, engine_names: str | None, repetitions: int | None, 
         sys.exit(130)
     if outcome.failures:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("scenario_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--engines", "engine_names", default=None,
+              help="Comma-separated engines (labels or registered names) to search instead of the scenario's list.")
+@click.option("--min", "start", type=RATE, default=None, help="Override capacity.start: the first trial's rate.")
+@click.option("--max", "max_rate", type=RATE, default=None, help="Override capacity.max: the highest rate tried.")
+@click.option("--precision", type=PERCENT, default=None,
+              help="Override capacity.precision: stop when (fail - pass) / pass is at most this, e.g. 5%.")
+@click.option("--slo", type=SLO, default=None, help="Override capacity.slo, e.g. p99<=10s.")
+@click.option("--trial-duration", type=DURATION, default=None,
+              help="Override capacity.trial.duration (warm-up included), e.g. 30s.")
+@click.option("--no-calibrate", is_flag=True, help="Do not search the calibration engine first.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, help="Directory under which the capacity directory is created.")
+def capacity(scenario_file: Path, engine_names: str | None, start: float | None, max_rate: float | None,
+             precision: float | None, slo: object, trial_duration: int | None, no_calibrate: bool,
+             out: Path) -> None:
+    """Find each engine's sustainable throughput on SCENARIO_FILE's workload: constant-rate trials growing from
+    capacity.start until one fails, then bisection until the bracket is within capacity.precision.
+
+    A trial passes when the generator drove the load, the engine kept up, every pair was exact and the SLO (if
+    any) held; a trial the generator could not drive ends the search as "bounded by the load path". Results go to
+    OUT/<UTC timestamp>-capacity-<scenario>/: capacity.json, capacity.md, capacity.png and trials/<engine>-<rate>/
+    (each a normal run directory). Exit code 0 when every search ended, 130 when interrupted.
+    """
+    from harness.capacity_runner import run_capacity, with_capacity_overrides
+    from harness.scenario import load_scenario
+
+    scenario = with_capacity_overrides(
+        load_scenario(scenario_file), start=start, max=max_rate, precision=precision, slo=slo,
+        trial_duration=trial_duration, calibrate=False if no_calibrate else None, source=str(scenario_file),
+    )
+    names = [name.strip() for name in engine_names.split(",") if name.strip()] if engine_names else None
+    outcome = run_capacity(scenario, out, engines=names)
+    for found in outcome.searches:
+        result = found.result
+        value = "no passing rate" if result.capacity is None else f"{result.capacity:,.0f}/s"
+        click.echo(f"{found.engine}: {value} ({len(result.trials)} trials, {found.wall_s:,.0f} s) - {result.ended_by}")
+    click.echo(f"{outcome.status}: {outcome.out_dir}")
+    if outcome.status == "interrupted":
+        sys.exit(130)
 
 
 @cli.command()

@@ -16,15 +16,16 @@ The runner calls, per engine × repetition::
 
 **Visible time** (:func:`visible_ms`). A record read ``read_uncommitted`` is visible once appended: its
 ``append_ms``. A transactional record read ``read_committed`` becomes visible only when its transaction commits,
-and its LogAppendTime stays the time of the append, before the commit (observed on the embedded broker: a record
-appended 400 ms before its commit carries the append time). For those readers the visible time is
-``max(append_ms, receive_ms)``. Bounded error: ``receive_ms`` − the moment the commit returned to the producer
-lies within :data:`VISIBILITY_ERROR_MS` (measured on the real broker by
+and its LogAppendTime stays the time of the append, before the commit (observed on the embedded broker: records
+appended 400 ms before their commit carry the append time). For those readers the visible time is
+``max(append_ms, receive_ms)``. Bounded error: ``receive_ms`` − the moment ``commit_transaction()`` returned to
+the producer lies within :data:`VISIBILITY_ERROR_MS` (measured on the real broker by
 ``tests/integration/test_collector_kafka.py``), because the reader never sits on data: it blocks in ``poll``,
-which returns as soon as one record is there, then takes what is already queued without waiting (a batch
-``consume`` would hold a partial batch for its whole timeout), and it fetches with a short
-``fetch.wait.max.ms`` (:data:`harness.kafka.consume.LIVE_FETCH_WAIT_MS`). A reader that falls behind (more
-records queued than it parses) stamps late; the live snapshot shows the backlog as rising recent latency.
+which returns as soon as one record is readable (the broker answers a held fetch when the commit marker makes
+data readable), then takes what is already queued without waiting. A batch ``consume(n, timeout)`` would hold a
+partial batch for its whole timeout: with ``consume(10000, 0.1)`` records arrived 55–63 ms after the commit at
+p50, up to 100 ms. The error grows when the reader is busy: while it parses a batch (about 20 ms per 10,000
+records) newer records wait, and a loaded CPU delays the thread; the snapshot's recent latency shows a backlog.
 
 **Bad records.** Collection never stops on input. A genuine record is one UTF-8 JSON object with exactly the
 fields ``user`` (a non-empty string), ``window_start``, ``window_end``, ``count`` (JSON integers, not floats such
@@ -66,9 +67,15 @@ RECORD_COLUMNS = ("user", "window_start", "window_end", "count", "append_ms", "r
 TIMESTAMP_LOG_APPEND_TIME = 2
 """confluent_kafka.TIMESTAMP_LOG_APPEND_TIME."""
 
-VISIBILITY_ERROR_MS = (-5, 20)
-"""Bounds of ``receive_ms`` − commit time for transactional results read ``read_committed``, in ms (see the
-module docstring; asserted by tests/integration/test_collector_kafka.py)."""
+VISIBILITY_ERROR_MS = (-10, 20)
+"""Bounds of ``receive_ms`` − the moment ``commit_transaction()`` returned, for transactional results read
+``read_committed``, in ms: no record is received before the lower bound (the commit takes effect before the
+producer's call returns; the call took about 5 ms), and :data:`VISIBILITY_SHARE` of them by the upper bound.
+Measured on the shared 2-core test machine (11 runs of 25–40 commits): p50 1.4–9 ms, p90 4–18 ms, minimum
+−5.3 ms; single commits came 20–60 ms late while other jobs loaded the CPUs (up to 85 ms with a 10 ms fetch
+wait), so the upper bound is stated for a share, not for every record."""
+VISIBILITY_SHARE = 0.9
+"""Share of transactional records received within the upper bound of :data:`VISIBILITY_ERROR_MS`."""
 
 
 # ------------------------------------------------------------------------------------------------ record checks
@@ -341,9 +348,9 @@ class LiveCollector:
             return self._consumer_factory()
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-        from harness.kafka.consume import LIVE_FETCH_WAIT_MS, consumer
+        from harness.kafka.consume import consumer
 
-        client = consumer(self.bootstrap, read_committed=self.read_committed, fetch_wait_max_ms=LIVE_FETCH_WAIT_MS)
+        client = consumer(self.bootstrap, read_committed=self.read_committed)
         partitions = client.list_topics(self.topic, timeout=10).topics[self.topic].partitions
         client.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
         return client

@@ -17,8 +17,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from harness import charts
 from harness.compare import environment_differences, load_runs, setting_differences, usable_reps
 from harness.figures import FIGURE_BY_KEY, Figure, figure_values, fmt_estimate
 from harness.results import RunData
@@ -131,42 +131,29 @@ def render_history(points: Sequence[HistoryPoint], image: str | None = None) -> 
 
 def plot_history(points: Sequence[HistoryPoint], path: Path) -> Path:
     """One panel per figure of :data:`HISTORY_FIGURES`, x = the runs in time order, a line per engine with the
-    95 % CI as error bars. Written as PNG to ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
+    95 % CI as error bars, dashed where settings or the environment changed. Written as PNG to ``path`` (a panel
+    without values says so)."""
     x = list(range(len(points)))
-    changed = [xi for xi, p in zip(x, points) if "changed" in p.note]
-    for ax, key in zip(axes.flat, HISTORY_FIGURES):
-        _plot_panel(ax, points, FIGURE_BY_KEY[key], x)
-        for xi in changed:  # settings or environment changed: not like for like across this line
-            ax.axvline(xi - 0.5, color="grey", linestyle="--", linewidth=1)
-    for ax in axes[-1]:
-        ax.set_xticks(x, [_when(p) for p in points], rotation=30, ha="right", fontsize=8)
-    fig.suptitle("Benchmark history (oldest left; dashed: settings or environment changed)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    changed = tuple(xi - 0.5 for xi, p in zip(x, points) if "changed" in p.note)
+    ticks = {float(xi): _when(p) for xi, p in zip(x, points)}
+    panels = [_history_panel(points, FIGURE_BY_KEY[key], x, ticks, changed) for key in HISTORY_FIGURES]
+    chart = charts.Chart(panels, columns=2, sharex=True, panel_size=(5.5, 3.5),
+                         title="Benchmark history (oldest left; dashed: settings or environment changed)")
+    charts.save(chart, path, empty=True)  # with no value at all, its panels say "no data"
     return path
 
 
-def _plot_panel(ax: Any, points: Sequence[HistoryPoint], figure: Figure, x: list[int]) -> None:
+def _history_panel(points: Sequence[HistoryPoint], figure: Figure, x: list[int], ticks: dict[float, str],
+                   changed: tuple[float, ...]) -> charts.Panel:
+    lines = []
     for engine in engines_of(points):
         est = [p.figures.get(engine, {}).get(figure.key) for p in points]
         xs = [xi for xi, e in zip(x, est) if e is not None]
         means = [e.mean for e in est if e is not None]
         errors = [e.half_width or 0.0 for e in est if e is not None]
-        if xs:
-            ax.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=engine)
-    ax.set_title(f"{figure.label} ({figure.better} is better)")
-    ax.set_ylabel(figure.unit)
-    ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+        lines.append(charts.Line(engine, xs, means, yerr=errors, style={"marker": "o"}))
+    return charts.Panel(lines, title=f"{figure.label} ({figure.better} is better)", ylabel=figure.unit,
+                        xticks=ticks, vlines=changed)
 
 
 def write_history(

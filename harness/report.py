@@ -5,23 +5,28 @@ throughput (target, achieved, processed), result latency (p50 … max) with the 
 event-time latency, correctness, sustainability, CPU and memory — as mean ± 95 % confidence interval
 (Student t) across repetitions when there are several; the fairness table (every setting that changes what or
 when results are emitted, engine by engine, with differences spelled out); warnings in words; and plots
-(latency CDF, latency over time, throughput over time, resources over time).
+(latency CDF with a tail view, latency per measured window, throughput with each engine's processed rate and
+input lag, CPU and RSS a row per component), described as :class:`harness.charts.Chart` and drawn by that one
+helper.
 
 Everything in it comes from the stored result files, so the same run directory always gives the same report.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
 
+from harness import charts
 from harness.engines.base import FAIRNESS_KEYS
 from harness.figures import FIGURE_BY_KEY, FIGURES, Figure, figure_estimate, fmt_estimate, fmt_number, ok_reps
-from harness.results import LoadedRepetition, RunData, load_run
+from harness.results import LoadedRepetition, ResultError, RunData, load_run
 from harness.stats import estimate
 from harness.workload import is_measured
 
@@ -89,9 +94,9 @@ def render_report(run: RunData, images: dict[str, str] | None = None) -> str:
         lines += ["## Plots", ""]
         titles = {
             "latency_cdf": "Result latency distribution (measured exact pairs, all repetitions)",
-            "latency_time": "Result latency over time (p50 per second, by when results became visible)",
-            "throughput_time": "Throughput over time",
-            "resources_time": "CPU and memory over time",
+            "latency_time": "Result latency over time (p50 and p99 per measured window)",
+            "throughput_time": "Throughput over time (target, sent, processed per engine; input lag)",
+            "resources_time": "CPU and memory over time (a row per component, a line per engine)",
         }
         for name, title in titles.items():
             if name in images:
@@ -121,6 +126,15 @@ def _results_tables(run: RunData) -> list[str]:
         lines += ["Mean ± half-width of the 95 % confidence interval (Student t) over the repetitions that ran.", ""]
     first = next(iter(run.engines.values()))[0].summary
 
+    lines += _throughput_table(run)
+    lines += _latency_table(run, first)
+    lines += _correctness_table(run)
+    lines += _resources_table(run)
+    return lines
+
+
+def _throughput_table(run: RunData) -> list[str]:
+    lines: list[str] = []
     rows = []
     for name, engine_reps in run.engines.items():
         ok = ok_reps(engine_reps)
@@ -145,6 +159,11 @@ def _results_tables(run: RunData) -> list[str]:
     lines += [""]
     lines += _generator_table(run)
 
+    return lines
+
+
+def _latency_table(run: RunData, first: RepetitionSummary) -> list[str]:
+    lines: list[str] = []
     rows = []
     for name, engine_reps in run.engines.items():
         ok = ok_reps(engine_reps)
@@ -165,8 +184,8 @@ def _results_tables(run: RunData) -> list[str]:
         )
     lines += ["### Latency", ""]
     lines += [
-        f"Result latency = broker append time of the first record with the correct final count − window end; it "
-        f"contains the watermark delay D. Windows ending in the warm-up, or that only the end-of-run records could close (end + D after the load), are not measured "
+        f"Result latency = time the first record with the correct final count became visible (broker append time; "
+        f"for read_committed output the commit) − window end; it contains the watermark delay D. Windows ending in the warm-up, or that only the end-of-run records could close (end + D after the load), are not measured "
         f"(window {fmt_number(float(first.window_size_ms), 'ms')}"
         + (f", slide {fmt_number(float(first.window_slide_ms), 'ms')}" if first.window_slide_ms != first.window_size_ms else "")
         + ").",
@@ -178,6 +197,11 @@ def _results_tables(run: RunData) -> list[str]:
     )
     lines += [""]
 
+    return lines
+
+
+def _correctness_table(run: RunData) -> list[str]:
+    lines: list[str] = []
     rows = []
     for name, engine_reps in run.engines.items():
         ok = [r for r in ok_reps(engine_reps) if r.summary.correctness is not None]
@@ -206,6 +230,11 @@ def _results_tables(run: RunData) -> list[str]:
     )
     lines += [""]
 
+    return lines
+
+
+def _resources_table(run: RunData) -> list[str]:
+    lines: list[str] = []
     others = list(
         dict.fromkeys(
             c for reps_ in run.engines.values() for r in reps_ for c in r.summary.resources if c not in run.engines
@@ -219,13 +248,14 @@ def _results_tables(run: RunData) -> list[str]:
                 stats = [r.summary.resources[component] for r in ok_reps(engine_reps) if component in r.summary.resources]
                 cpu = estimate([s.cpu_mean_percent for s in stats])
                 rss = estimate([None if s.rss_max_bytes is None else s.rss_max_bytes / 2**20 for s in stats])
-                row.append(f"{fmt_estimate(cpu)} % / {fmt_estimate(rss)} MiB")
+                rss_p99 = estimate([None if s.rss_p99_bytes is None else s.rss_p99_bytes / 2**20 for s in stats])
+                p99 = f" (p99 {fmt_estimate(rss_p99)} MiB)" if rss_p99 is not None else ""
+                row.append(f"{fmt_estimate(cpu)} % / {fmt_estimate(rss)} MiB{p99}")
             rows.append(row)
-        lines += ["### Resources (mean CPU in % of one core / max RSS, measured period)", ""]
+        lines += ["### Resources (mean CPU in % of one core / RSS max (p99 of the one-second samples), measured period)", ""]
         lines += _md_table(["engine", "engine processes", *others], rows)
         lines += [""]
     return lines
-
 
 def _generator_table(run: RunData) -> list[str]:
     """How the load was sent for each engine: client, processes, priority and publish delay (actual − intended
@@ -397,6 +427,8 @@ def report_warnings(run: RunData) -> list[str]:
         out.append("the run did not finish (no run-status.json): results may be incomplete")
     elif run.status.get("status") != "complete":
         out.append(f"the run was {run.status.get('status')}: {run.status.get('message') or 'no message'}")
+    if run.incomplete:
+        out.append(f"{', '.join(run.incomplete)}: no summary.json (its writing was cut short): not reported")
     for name, reps in run.engines.items():
         many = len(reps) > 1
         for r in reps:
@@ -473,137 +505,186 @@ def _definitions(run: RunData) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------- plots
+PLOT_FILES = {
+    "latency_cdf": "latency-cdf.png",
+    "latency_time": "latency-over-time.png",
+    "throughput_time": "throughput-over-time.png",
+    "resources_time": "resources-over-time.png",
+}
+"""Plot name → its file in the run directory."""
+PROCESSED_MEAN_S = 5
+"""The engine's processed rate is drawn as a mean over this many seconds (its input-row counter advances by
+micro-batch or by metric poll, so single seconds jump between 0 and twice the rate)."""
+TAIL_LEVELS = {0.1: "10 % (p90)", 0.01: "1 % (p99)", 0.001: "0.1 % (p99.9)"}
+"""Levels of the latency tail view (fraction of pairs at or above a latency) and their percentile names."""
+
+
 def write_plots(run: RunData) -> dict[str, Path]:
     """PNG plots into the run directory (replaced if present); returns name → path of those drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out: dict[str, Path] = {}
-    if not run.engines:
-        return out
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    drawn = False
-    for name, reps in run.engines.items():
-        merged = None
-        for r in ok_reps(reps):
-            h = r.result_histogram
-            if merged is None:
-                merged = h
-            else:
-                merged.add(h)
-        if merged is None or merged.get_total_count() == 0:
-            continue
-        values, fractions = [], []
-        total = merged.get_total_count()
-        cumulative = 0
-        for item in merged.get_recorded_iterator():
-            cumulative += item.count_at_value_iterated_to
-            values.append(item.value_iterated_to)
-            fractions.append(cumulative / total)
-        ax.step(values, fractions, where="post", label=name)
-        drawn = True
-    if drawn:
-        ax.set_xlabel("result latency (ms)")
-        ax.set_ylabel("fraction of pairs")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-        out["latency_cdf"] = _save(fig, run.path / "latency-cdf.png")
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    drawn = False
-    for name, reps in run.engines.items():
-        for r in ok_reps(reps):
-            series = r.series
-            label = name if len(reps) == 1 else f"{name} rep {r.summary.repetition}"
-            if series["latency_p50_ms"].notna().any():
-                ax.plot(series["second"], series["latency_p50_ms"], marker=".", label=f"{label} p50")
-                ax.plot(series["second"], series["latency_p99_ms"], linestyle=":", label=f"{label} p99")
-                drawn = True
-    _fault_markers(ax, run)
-    if drawn:
-        ax.set_xlabel("seconds since the load started")
-        ax.set_ylabel("result latency (ms)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-        out["latency_time"] = _save(fig, run.path / "latency-over-time.png")
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    drawn = False
-    target_drawn = False
-    for name, reps in run.engines.items():
-        for r in ok_reps(reps):
-            series = r.series
-            label = name if len(reps) == 1 else f"{name} rep {r.summary.repetition}"
-            if not target_drawn and series["target_rate"].notna().any():
-                ax.plot(series["second"], series["target_rate"], color="black", linewidth=1, label="target")
-                target_drawn = True
-            if series["achieved_rate"].notna().any():
-                ax.plot(series["second"], series["achieved_rate"], linestyle="--", label=f"{label} sent")
-            column = "processed_rate_engine" if series["processed_rate_engine"].notna().any() else "processed_rate_output"
-            ax.plot(series["second"], series[column], label=f"{label} processed")
-            drawn = True
-    _fault_markers(ax, run)
-    if drawn:
-        ax.set_xlabel("seconds since the load started")
-        ax.set_ylabel("events/s")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-        out["throughput_time"] = _save(fig, run.path / "throughput-over-time.png")
-    plt.close(fig)
-
-    fig, (cpu_ax, rss_ax) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    drawn = False
-    for name, reps in run.engines.items():
-        ok = ok_reps(reps)
-        if not ok:
-            continue
-        r = ok[0]  # the first repetition: several would make the plot unreadable
-        frame = r.resources
-        if frame.empty:
-            continue
-        start = r.summary.timeline.load_start_ms
-        for component, rows in frame.groupby("component", sort=False):
-            t = (rows["t_ms"].to_numpy() - start) / 1000.0
-            cpu_ax.plot(t, rows["cpu_percent"], label=f"{name}: {component}")
-            rss_ax.plot(t, rows["rss_bytes"] / 2**20, label=f"{name}: {component}")
-            drawn = True
-    if drawn:
-        cpu_ax.set_ylabel("CPU (% of a core)")
-        rss_ax.set_ylabel("RSS (MiB)")
-        rss_ax.set_xlabel("seconds since the load started")
-        cpu_ax.grid(True, alpha=0.3)
-        rss_ax.grid(True, alpha=0.3)
-        cpu_ax.legend(fontsize="x-small", ncol=2)
-        out["resources_time"] = _save(fig, run.path / "resources-over-time.png")
-    plt.close(fig)
+    for name, chart in plot_charts(run).items():
+        path = charts.save(chart, run.path / PLOT_FILES[name])
+        if path is not None:
+            out[name] = path
     return out
 
 
-def _fault_markers(ax: Any, run: RunData) -> None:
-    """A vertical line at each injected fault (first repetition of each engine) and a shaded span until latency
-    recovered (to the end of the plot when it never did)."""
-    for reps in run.engines.values():
-        rep = reps[0]
-        start = rep.summary.timeline.load_start_ms
-        for fault in rep.summary.faults:
-            if fault.get("injected_at_ms") is None:
-                continue
-            at = (fault["injected_at_ms"] - start) / 1000
-            ax.axvline(at, color="red", linewidth=1, alpha=0.6)
-            recovery = fault.get("recovery_ms")
-            end = at + recovery / 1000 if recovery is not None else ax.get_xlim()[1]
-            ax.axvspan(at, end, color="red", alpha=0.08)
+def plot_charts(run: RunData) -> dict[str, charts.Chart]:
+    """The report's plots as chart descriptions (name → chart; see :data:`PLOT_FILES`), from the stored files."""
+    if not run.engines:
+        return {}
+    return {
+        "latency_cdf": _latency_cdf_chart(run),
+        "latency_time": _latency_time_chart(run),
+        "throughput_time": _throughput_chart(run),
+        "resources_time": _resources_chart(run),
+    }
 
 
-def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    return path
+def _first_reps(run: RunData) -> list[tuple[str, str, LoadedRepetition]]:
+    """(colour, label, repetition) of each engine's first repetition that ran to the end, one colour per engine:
+    plots over time show one repetition per engine (several would make them unreadable)."""
+    out = []
+    for i, (name, reps) in enumerate(run.engines.items()):
+        ok = ok_reps(reps)
+        if ok:
+            label = name if len(reps) == 1 else f"{name} rep {ok[0].summary.repetition}"
+            out.append((f"C{i}", label, ok[0]))
+    return out
+
+
+def _latency_cdf_chart(run: RunData) -> charts.Chart:
+    """Left: the CDF of result latency per engine (all repetitions merged); right: the tail, the fraction of pairs
+    at or above each latency on a log axis, so p99 … p99.9 get as much room as the body."""
+    body, tail = [], []
+    for i, (name, reps) in enumerate(run.engines.items()):
+        merged = None
+        for r in ok_reps(reps):
+            if merged is None:
+                merged = r.result_histogram
+            else:
+                merged.add(r.result_histogram)
+        if merged is None or merged.get_total_count() == 0:
+            continue
+        values, counts = zip(*((it.value_iterated_to, it.count_at_value_iterated_to)
+                               for it in merged.get_recorded_iterator()))
+        below = np.cumsum(counts) / merged.get_total_count()
+        style = {"color": f"C{i}", "drawstyle": "steps-post"}
+        body.append(charts.Line(name, values, below, style=style))
+        at_or_above = 1.0 - np.concatenate([[0.0], below[:-1]])
+        tail.append(charts.Line(name, values, at_or_above, style={"color": f"C{i}", "marker": ".", "markersize": 3}))
+    return charts.Chart([
+        charts.Panel(body, title="all measured pairs", xlabel="result latency (ms)", ylabel="fraction of pairs"),
+        charts.Panel(tail, title="tail (log scale)", xlabel="result latency (ms)",
+                     ylabel="fraction of pairs at or above", yscale="log", ylim=(5e-4, 0.3), yticks=TAIL_LEVELS,
+                     hlines=tuple(TAIL_LEVELS)),
+    ], columns=2, panel_size=(6.0, 4.5))
+
+
+def _latency_time_chart(run: RunData) -> charts.Chart:
+    """p50 and p99 of result latency per measured window, over the window's (window, user) pairs of all repetitions
+    that ran to the end, at the window's end relative to the load's start."""
+    lines = []
+    for i, (name, reps) in enumerate(run.engines.items()):
+        by_window = _latency_by_window(ok_reps(reps))
+        if by_window is None:
+            continue
+        label = name if len(ok_reps(reps)) <= 1 else f"{name} ({len(ok_reps(reps))} reps pooled)"
+        x = by_window.index.to_numpy()
+        lines.append(charts.Line(f"{label} p50", x, by_window[0.5], style={"color": f"C{i}", "marker": "o"}))
+        lines.append(charts.Line(f"{label} p99", x, by_window[0.99],
+                                 style={"color": f"C{i}", "marker": "^", "linestyle": "--"}))
+    return charts.Chart([charts.Panel(lines, xlabel="window end (seconds since the load started)",
+                                      ylabel="result latency (ms)",
+                                      title="per measured window: p50 and p99 over its (window, user) pairs")])
+
+
+def _latency_by_window(reps: list[LoadedRepetition]) -> Any | None:
+    """Quantiles 0.5 and 0.99 of the measured pairs' result latency by window end in seconds since the load
+    started (a frame with columns 0.5 and 0.99), pooled over ``reps``; None when none has timed measured pairs."""
+    timed = []
+    for r in reps:
+        try:
+            pairs = r.pairs()
+        except ResultError:
+            continue
+        s = r.summary
+        measured = is_measured(pairs["window_end"], warmup_end_ms=s.timeline.warmup_end_ms,
+                               load_end_ms=s.timeline.load_end_ms, watermark_delay_ms=s.watermark_delay_ms)
+        rows = pairs.loc[measured & pairs["result_latency_ms"].notna().to_numpy()]
+        timed.append(pd.DataFrame({"end_s": (rows["window_end"] - s.timeline.load_start_ms) / 1000.0,
+                                   "latency": rows["result_latency_ms"]}))
+    if not timed or not sum(len(t) for t in timed):
+        return None
+    return pd.concat(timed).groupby("end_s")["latency"].quantile([0.5, 0.99]).unstack()
+
+
+def _throughput_chart(run: RunData) -> charts.Chart:
+    """Top: the target, each engine's sent rate and processed rate; bottom (when recorded): the input lag."""
+    rates: list[charts.Line] = []
+    lags: list[charts.Line] = []
+    target_drawn = False
+    for colour, label, r in _first_reps(run):
+        series = r.series
+        second = series["second"]
+        if not target_drawn and series["target_rate"].notna().any():
+            rates.append(charts.Line("target", second, series["target_rate"], style={"color": "grey", "linewidth": 4, "alpha": 0.4}))
+            target_drawn = True
+        rates.append(charts.Line(f"{label} sent", second, series["achieved_rate"],
+                                 style={"color": colour, "linestyle": ":", "linewidth": 1}))
+        rates.append(_processed_line(colour, label, series, r.summary.window_size_ms))
+        if "input_lag" in series:
+            lags.append(charts.Line(f"{label} input lag", second, series["input_lag"], style={"color": colour}))
+    panels = [charts.Panel(rates, xlabel="seconds since the load started", ylabel="events/s",
+                           title="target, sent and processed rate" + (" (first repetition)" if any(
+                               len(reps) > 1 for reps in run.engines.values()) else ""))]
+    if any(np.isfinite(np.asarray(line.y, dtype=float)).any() for line in lags):
+        panels[0] = dataclasses.replace(panels[0], xlabel="")  # shared x axis: named under the last panel
+        panels.append(charts.Panel(lags, xlabel="seconds since the load started", ylabel="records",
+                                   title="input lag: records sent − rows the engine consumed"))
+    return charts.Chart(panels, sharex=True, panel_size=(8.0, 3.6))
+
+
+def _processed_line(colour: str, label: str, series: Any, window_ms: int) -> charts.Line:
+    """The engine's processed rate (its input-row counter) as a :data:`PROCESSED_MEAN_S` mean over the seconds it
+    was sampled; without that counter, the rate the output advanced, as a mean over one window (results come in a
+    burst per window)."""
+    engine = series["processed_rate_engine"]
+    if engine.notna().any():
+        known = engine.dropna()
+        mean = known.rolling(PROCESSED_MEAN_S, min_periods=1, center=True).mean()
+        return charts.Line(f"{label} processed ({PROCESSED_MEAN_S} s mean)", series["second"][known.index], mean,
+                           style={"color": colour})
+    per_window = max(1, round(window_ms / 1000))
+    mean = series["processed_rate_output"].rolling(per_window, min_periods=1, center=True).mean()
+    return charts.Line(f"{label} processed (from results, {per_window} s mean)", series["second"], mean,
+                       style={"color": colour})
+
+
+def _resources_chart(run: RunData) -> charts.Chart:
+    """A row per component (the engine's processes, broker, generator, harness), CPU left and RSS right, a line per
+    engine (its first repetition that ran to the end)."""
+    frames = {}
+    for colour, label, r in _first_reps(run):
+        frame = r.resources
+        if not frame.empty:
+            frames[(colour, label)] = frame.assign(
+                t_s=(frame["t_ms"] - r.summary.timeline.load_start_ms) / 1000.0,
+                role=frame["component"].where(frame["component"] != r.summary.engine, "engine"))
+    roles = sorted(dict.fromkeys(role for frame in frames.values() for role in frame["role"]), key=lambda r: r != "engine")
+    panels = []
+    for role in roles:
+        title = "engine processes" if role == "engine" else role
+        cpu, rss = [], []
+        for (colour, label), frame in frames.items():
+            rows = frame[frame["role"] == role]
+            cpu.append(charts.Line(label, rows["t_s"], rows["cpu_percent"], style={"color": colour}))
+            rss.append(charts.Line(label, rows["t_s"], rows["rss_bytes"] / 2**20, style={"color": colour}))
+        last = role == roles[-1]
+        xlabel = "seconds since the load started" if last else ""
+        panels.append(charts.Panel(cpu, title=f"{title}: CPU", ylabel="% of a core", xlabel=xlabel))
+        panels.append(charts.Panel(rss, title=f"{title}: RSS", ylabel="MiB", xlabel=xlabel))
+    return charts.Chart(panels, columns=2, sharex=True, panel_size=(5.5, 2.4))
 
 
 __all__ = ["FIGURES", "Figure", "fairness_differences", "render_report", "report_warnings", "write_report"]

@@ -29,11 +29,12 @@ import psutil
 from harness import jvm, results
 from harness.analysis import RepetitionInputs, analyse
 from harness.collector import LiveCollector
-from harness.engines.base import Engine, EngineContext
+from harness.engines.base import Engine, EngineContext, engine_versions
 from harness.engines.registry import resolve_engine
-from harness.errors import HarnessError, ScenarioError
+from harness.errors import HarnessError
 from harness.faults import FaultInjector
 from harness.kafka import create_topics, kafka_service
+from harness.kafka.clientlog import client_log_to
 from harness.kafka.service import KafkaEndpoint
 from harness.loadgen import GeneratorResult, Progress, run_generator
 from harness.oracle import Expected, expected_for_run
@@ -61,9 +62,12 @@ def run_scenario(
     *,
     display: ProgressDisplay | None = None,
     report: bool = True,
+    run_dir: Path | None = None,
 ) -> RunOutcome:
     """Run every engine × repetition of an already validated scenario; write results under ``out``.
 
+    ``run_dir``, when given, is the run directory itself (it must not exist yet; ``bench capacity`` names its
+    trials this way) instead of ``out/<UTC stamp>-<scenario>``.
     Checks that the JVM artifacts are in place before anything starts. Returns the run directory and how the
     run ended; raises only for problems before the first engine starts (e.g. the broker would not start).
     """
@@ -73,10 +77,15 @@ def run_scenario(
                 for entry in scenario.engines}
     display = display or ProgressDisplay()
     # absolute: engine jobs run with their own working directory (and on clusters, on other hosts)
-    run_dir = results.create_run_dir(Path(out).resolve(), scenario.name)
+    if run_dir is None:
+        run_dir = results.create_run_dir(Path(out).resolve(), scenario.name)
+    else:
+        run_dir = Path(run_dir).resolve()
+        run_dir.mkdir(parents=True)  # exclusive, as create_run_dir: a result is never overwritten
     results.write_run_info(
         run_dir, scenario,
-        results.environment_fingerprint(kafka_mode=scenario.kafka.mode, deployment=_deployment(scenario)),
+        results.environment_fingerprint(kafka_mode=scenario.kafka.mode, deployment=_deployment(scenario),
+                                        engine_versions=engine_versions(engine_classes)),
     )
     display.message(f"run directory: {run_dir}")
     failures: list[str] = []
@@ -84,7 +93,12 @@ def run_scenario(
     try:
         # the oracle, once per run and before any engine starts: its CPU never falls in a measured period
         expected = expected_for_run(scenario, 0)
-        with display, kafka_service(scenario.kafka, run_dir / "kafka") as kafka:
+        # librdkafka's own log lines (transient broker warnings) go to the run's kafka-clients.log, not the terminal
+        with (
+            display,
+            client_log_to(run_dir / "kafka-clients.log"),
+            kafka_service(scenario.kafka, run_dir / "kafka") as kafka,
+        ):
             display.message(f"kafka: {kafka.mode} at {kafka.bootstrap}")
             for repetition in range(1, scenario.repetitions + 1):
                 for entry in scenario.engines:
@@ -297,9 +311,9 @@ class _EngineRun:
         """Warm-up + measured period, then the end-of-run records; the engine is checked all along (through the
         fault injector, which starts with the first progress report, when the load's start time is known)."""
         display = self.display
-        display.update(phase="warm-up")
-        last = {"t": time.monotonic(), "sent": 0, "check": 0.0, "metrics": 0.0, "rate": 0.0}
-        warmup_s = self.scenario.warmup / 1000
+        warmup_s, total_s = self.scenario.warmup / 1000, self.scenario.duration / 1000
+        display.update(phase="warm-up", phase_left_s=warmup_s, expected=self.expected_at_zero.required)
+        last = {"check": 0.0, "metrics": 0.0}
 
         def progress(p: Progress) -> None:
             now = time.monotonic()
@@ -311,14 +325,12 @@ class _EngineRun:
                 last["metrics"] = now
                 _safe_metrics(engine)  # engines that poll (Flink's REST) build their series from these calls
             elapsed_s = max(p.elapsed_ms, 0) / 1000
-            if now - last["t"] >= 1.0:  # progress arrives twice a second, in steps: average over >= 1 s
-                last.update(rate=(p.sent - last["sent"]) / (now - last["t"]), t=now, sent=p.sent)
-            rate = last["rate"]
+            warming = elapsed_s < warmup_s
             snap = collector.snapshot()
             display.update(
-                phase="warm-up" if elapsed_s < warmup_s else "measuring",
-                elapsed_s=elapsed_s, sent=p.sent, achieved_rate=rate,
-                target_rate=_target_rate(p), results=snap.records, p50_ms=snap.recent_p50_ms,
+                phase="warm-up" if warming else "measuring",
+                phase_left_s=(warmup_s if warming else total_s) - elapsed_s,
+                elapsed_s=elapsed_s, sent=p.sent, due=p.due, results=snap.records, p50_ms=snap.recent_p50_ms,
                 p99_ms=snap.recent_p99_ms,
             )
 
@@ -338,13 +350,15 @@ class _EngineRun:
         for max(2 s, slide) — or the collector failed, or ``drain_timeout`` passed."""
         deadline = time.monotonic() + self.scenario.drain_timeout / 1000
         settle_s = max(self.SETTLE_MIN_S, self.scenario.window.slide_ms / 1000)
-        self.display.update(phase="draining")
+        # the load is over: no send rate to show
+        self.display.update(phase="draining", phase_left_s=deadline - time.monotonic(), target_rate=0, achieved_rate=0)
         while True:
             injector.check()
             drain = collector.settle_state(expected.pairs)
             snap = collector.snapshot()
-            self.display.update(phase=f"draining {drain.answered:,}/{drain.expected:,} pairs answered",
-                                results=snap.records, p50_ms=snap.recent_p50_ms, p99_ms=snap.recent_p99_ms)
+            self.display.update(phase="draining", phase_left_s=deadline - time.monotonic(), answered=drain.answered,
+                                expected=drain.expected, results=snap.records, p50_ms=snap.recent_p50_ms,
+                                p99_ms=snap.recent_p99_ms)
             if snap.failed:
                 self.display.message(f"[{self.label} rep {self.repetition}] collector failed: {snap.failed}")
                 return
@@ -391,10 +405,6 @@ class _EngineRun:
         c = result.summary.correctness
         verdict = "correct" if c is not None and c.correct else "NOT correct" if c is not None else status
         self.display.message(f"[{self.label} rep {self.repetition}] {status}: {verdict}; written to {path}")
-
-
-def _target_rate(p: Progress) -> float:
-    return p.due / (p.elapsed_ms / 1000) if p.elapsed_ms > 0 else 0.0
 
 
 def _safe_metrics(engine: Engine) -> dict[str, Any]:

@@ -7,7 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from harness.keepup import MAX_LATENCY_SLOPE
 from harness.results.model import GeneratorSummary, RepetitionSummary
+
+CATCHING_UP_RATIO = 1.05
+"""Processed above this share of the achieved rate over the measured period: the engine was working off a backlog
+left from its start-up (a settled engine processes what arrives, ±1-2 % from micro-batch boundaries)."""
 
 
 def invalid_reasons(
@@ -53,8 +58,17 @@ def repetition_warnings(summary: RepetitionSummary) -> list[str]:
             f"{summary.result_latency.negative} negative result latencies and {summary.event_time_latency.negative} "
             f"negative event-time latencies (kept out of the percentiles): {why}"
         )
-    if summary.sustained.sustained is False:
-        out.append("not sustained at this rate: " + "; ".join(summary.sustained.failed))
+    keep = summary.sustained
+    if keep.sustained is False:
+        out.append("not sustained at this rate: " + "; ".join(keep.failed))
+    elif (keep.processed_ratio or 0) > CATCHING_UP_RATIO or (keep.latency_slope_ms_per_s or 0) < -MAX_LATENCY_SLOPE:
+        out.append(
+            "still catching up in the measured period (processed "
+            + (f"{keep.processed_ratio:.0%} of the achieved rate" if keep.processed_ratio is not None else "unknown")
+            + (f", latency falling {-keep.latency_slope_ms_per_s:,.0f} ms per s" if keep.latency_slope_ms_per_s else "")
+            + "): the engine had not settled when the warm-up ended, so the figures include its start-up; "
+            "use a longer warm-up"
+        )
     c = summary.correctness
     if c is not None and not c.correct:
         out.append(f"incorrect: {c.missing} missing, {c.wrong} wrong, {c.extra} extra of {c.expected} expected pairs")

@@ -192,7 +192,8 @@ class CalibrationEngine(Engine):
         paths = (self.log_path, self.metrics_path, self.transactions_path, self.spec_path)
         return [path for path in paths if path.exists()]
 
-    def versions(self) -> dict[str, str]:
+    @classmethod
+    def versions(cls) -> dict[str, str]:
         import confluent_kafka
 
         return {"confluent-kafka": metadata.version("confluent-kafka"), "librdkafka": confluent_kafka.libversion()[0]}

@@ -352,12 +352,10 @@ def input_rows(progress: list[dict[str, Any]]) -> list[dict[str, int]]:
 
 
 def _remote_master(master: str | None) -> bool:
-    """True unless the master is local (``local[N]``) or a standalone master on this host's loopback
-    (``spark://127.0.0.1:7077``, ``spark://localhost:7077``): YARN, Kubernetes and other hosts count as remote."""
-    if master is None or master.startswith("local"):
+    """True for a standalone master (``spark://host:port``) on another host than this one's loopback. Local
+    masters are not remote; other schemes are Spark's to accept or refuse."""
+    if master is None or not master.startswith("spark://"):
         return False
-    if not master.startswith("spark://"):
-        return True
     host = master.removeprefix("spark://").split(",")[0].rsplit(":", 1)[0].strip("[]")
     if host == "localhost":
         return False

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from harness.kafka.clientlog import client_logger
+
 
 @dataclass(frozen=True)
 class Record:
@@ -23,29 +25,25 @@ class Record:
     value: bytes
 
 
-LIVE_FETCH_WAIT_MS = 10
-"""``fetch.wait.max.ms`` of the live collector's consumer: the longest the broker holds a fetch that has no data
-yet. A fetch parked at the broker is answered as soon as data becomes readable (an append, or for
-``read_committed`` the commit marker), so this only bounds the case where that wake-up is missed; a small value
-keeps the collector's receive time within a few ms of the moment a transactional result became visible (see
-:mod:`harness.collector`). It costs one empty fetch per broker every 10 ms while the topic is idle."""
-
-
-def consumer(
-    bootstrap: str, *, read_committed: bool = False, quiet: bool = True, fetch_wait_max_ms: int = 50
-) -> Consumer:
-    """A consumer with its own throwaway group and no commits (readers assign partitions themselves)."""
+def consumer(bootstrap: str, *, read_committed: bool = False, quiet: bool = True) -> Consumer:
+    """A consumer with its own throwaway group that commits nothing (readers assign partitions themselves)."""
     config = {
         "bootstrap.servers": bootstrap,
         "group.id": f"bench-reader-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed" if read_committed else "read_uncommitted",
-        "fetch.wait.max.ms": fetch_wait_max_ms,
+        # The longest the broker holds a fetch that finds no data. It answers a held fetch as soon as data becomes
+        # readable (an append, or for read_committed the commit marker), so this only bounds a missed wake-up.
+        # Measured for the collector's receive time after a commit (3 x 40 commits each, see
+        # harness.collector.VISIBILITY_ERROR_MS): 10 ms gave p50 2-9 ms and single commits 49-85 ms late; 50 ms and
+        # 500 ms gave p50 1.4-7.6 ms, max 27 ms. A shorter wait only adds empty fetches.
+        "fetch.wait.max.ms": 50,
         # Prefetch up to 1M records (still capped by queued.max.messages.kbytes, 64 MB): the default 100k made
         # the reader wait on fetches; reading 1M result records went from ~160k to ~490k records/s
         # (`bench perf collector`, see the README).
         "queued.min.messages": 1_000_000,
+        "logger": client_logger(),  # librdkafka's log lines to the run's log, not the terminal
     }
     if quiet:
         config["log_level"] = 3

@@ -82,6 +82,8 @@ class ConfluentBackend:
     def __init__(self, bootstrap: str, topic: str, *, linger_ms: int) -> None:
         from confluent_kafka import Producer
 
+        from harness.kafka.clientlog import client_logger
+
         self.topic = topic
         self.bootstrap = bootstrap
         self._errors: list[str] = []
@@ -102,6 +104,7 @@ class ConfluentBackend:
                 "delivery.report.only.error": True,
                 "on_delivery": self._on_delivery,
                 "error_cb": self._on_error,
+                "logger": client_logger(),  # librdkafka's log lines to the run's log, not the terminal
             }
         )
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -266,7 +267,8 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     invalid = set(data.get("invalid_reasons") or [])
     out["warnings"] = [w for w in data.get("warnings") or [] if w not in invalid and not w.startswith("engine failed")
                        and not w.startswith(("generator", "publish"))]
-    out["fairness"] = {k: {"value": str(v), "detail": str(v)} for k, v in (data.get("fairness") or {}).items()}
+    out["fairness"] = {k: {"value": _v1_fairness_value(str(v)), "detail": str(v)}
+                       for k, v in (data.get("fairness") or {}).items()}
     old = data.get("sustained") or {}
     failed = []
     if old.get("sustained") is False:
@@ -289,3 +291,13 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
             delays["p99_9"] = delays.pop("p99.9")
         out["generator"] = {**generator, "publish_delay_ms": delays}
     return out
+
+
+_V1_LEADING_VALUE = re.compile(r"^(\d+|at-least-once|exactly-once|append|update)\b")
+
+
+def _v1_fairness_value(prose: str) -> str:
+    """Format 1 stored fairness as prose ("4 (local cores / shuffle partitions)", "at-least-once (Kafka sink)"):
+    its value is the leading number or guarantee or mode when there is one, else the whole prose."""
+    match = _V1_LEADING_VALUE.match(prose.strip().lower())
+    return match.group(1) if match else " ".join(prose.lower().split())

@@ -11,6 +11,11 @@ from __future__ import annotations
 import copy
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,9 +24,13 @@ import psutil
 import pytest
 
 from harness.cluster import FlinkSession, SparkStandalone
+from harness.engines.base import EngineContext, Setting
+from harness.engines.flink import FlinkEngine, FlinkSettings
+from harness.kafka import create_topics
 from harness.progress import ProgressDisplay
 from harness.runner import apply_overrides, run_scenario
 from harness.scenario import load_scenario, parse_scenario
+from harness.workload import JobSpec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -79,6 +88,11 @@ def assert_engine_side_valid(summary: dict[str, Any]) -> None:
         warnings.warn(f"cluster run invalid by the generator's self-check: {summary['invalid_reasons']}", stacklevel=2)
 
 
+def fairness(summary: dict[str, Any], key: str) -> Setting:
+    """A fairness setting as stored in summary.json."""
+    return Setting.of(summary["fairness"][key])
+
+
 def survivors(pids: list[int], work_dir: Path) -> list[str]:
     """Processes still alive: by pid, or anything with the cluster's work directory in its command line."""
     left = []
@@ -105,8 +119,10 @@ def test_smoke_on_a_spark_standalone_cluster(kafka_broker: str, tmp_path: Path) 
         _, summary = run_and_check(scenario, tmp_path / "results")
         apps = cluster.applications()
         pids += cluster.pids()
-    assert summary["fairness"]["deployment"] == cluster.master_url
-    assert summary["fairness"]["parallelism"].startswith(f"{PARALLELISM} (executor cores")
+    assert fairness(summary, "deployment") == Setting(
+        "cluster", f"{cluster.master_url} (client mode: the driver runs here)")
+    assert fairness(summary, "parallelism") == Setting(
+        str(PARALLELISM), "executor cores (spark.cores.max) / shuffle partitions")
     # the job really ran on the cluster: the master saw the application, with the cores the scenario asked for
     assert [(app["name"], app["cores"]) for app in apps] == [("streambench-windowed-count", PARALLELISM)]
     assert survivors(pids, tmp_path) == []
@@ -120,7 +136,76 @@ def test_smoke_on_a_flink_session_cluster(kafka_broker: str, tmp_path: Path) -> 
         scenario = smoke_on(kafka_broker, {"engine": "flink", "settings": {"jobmanager": cluster.rest_address}})
         _, summary = run_and_check(scenario, tmp_path / "results")
         jobs = cluster.jobs()
-    assert summary["fairness"]["deployment"] == f"session cluster at {cluster.rest_address}"
+    assert fairness(summary, "deployment") == Setting("cluster", f"session cluster at {cluster.rest_address}")
     # the job really ran on the cluster, and the engine cancelled it there when it stopped
     assert [job["state"] for job in jobs] == ["CANCELED"]
     assert survivors(pids, tmp_path) == []
+
+
+# ------------------------------------------------------------------------------ Flink jobs cannot outlive bench
+def start_standin(cluster: FlinkSession, bootstrap: str, work: Path) -> tuple[subprocess.Popen[str], str, int]:
+    """A ``bench`` stand-in process running the flink engine against the cluster until killed; returns it, the job
+    name and the process group of its ``flink run`` client, once the job runs."""
+    suffix = uuid.uuid4().hex[:8]
+    topics = (f"sae-in-{suffix}", f"sae-out-{suffix}")
+    create_topics(bootstrap, {topics[0]: PARALLELISM})
+    create_topics(bootstrap, {topics[1]: 1}, log_append_time=True)
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.flink_bench_standin", cluster.rest_address, bootstrap, *topics,
+         str(work)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    assert bench.stdout is not None
+    line = bench.stdout.readline()  # the stand-in's own wait_ready bounds this
+    assert line.startswith("READY "), f"stand-in bench failed (exit {bench.poll()}); see {work}/flink-job.log"
+    _, name, group = line.split()
+    return bench, name, int(group)
+
+
+def job_state(cluster: FlinkSession, name: str) -> str:
+    [job] = [job for job in cluster.jobs() if job["name"] == name]
+    return str(job["state"])
+
+
+def wait_for_state(cluster: FlinkSession, name: str, wanted: str, timeout: float = 120.0) -> str:
+    """Poll the cluster until the job named ``name`` is in state ``wanted``; its last state either way."""
+    deadline = time.monotonic() + timeout
+    state = job_state(cluster, name)
+    while state != wanted and time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = job_state(cluster, name)
+    return state
+
+
+def test_flink_session_jobs_do_not_outlive_bench(kafka_broker: str, tmp_path: Path) -> None:
+    """kill -9 of bench: its flink client is terminated by the process guard and cancels the job (-sae). kill -9
+    of everything (bench, guard, client): the job is left running, and the next start cancels it as a leftover."""
+    cluster = FlinkSession(tmp_path, slots=PARALLELISM)
+    with cluster:
+        bench, name, _ = start_standin(cluster, kafka_broker, tmp_path / "first")
+        assert job_state(cluster, name) == "RUNNING"
+        bench.send_signal(signal.SIGKILL)
+        bench.wait()
+        assert wait_for_state(cluster, name, "CANCELED") == "CANCELED"
+
+        bench, leftover, group = start_standin(cluster, kafka_broker, tmp_path / "second")
+        os.killpg(group, signal.SIGKILL)  # the client dies without its shutdown hook: nothing cancels the job
+        bench.send_signal(signal.SIGKILL)
+        bench.wait()
+        time.sleep(3)
+        assert job_state(cluster, leftover) == "RUNNING"
+
+        suffix = uuid.uuid4().hex[:8]
+        create_topics(kafka_broker, {f"next-in-{suffix}": PARALLELISM})
+        spec = JobSpec(kafka_broker, f"next-in-{suffix}", f"next-out-{suffix}", 10_000, 10_000, 2_000, PARALLELISM,
+                       PARALLELISM, str(tmp_path / "third" / "state"), {})
+        engine = FlinkEngine(FlinkSettings(jobmanager=cluster.rest_address, checkpoint_interval="off"),
+                             EngineContext(spec, tmp_path / "third"))
+        try:
+            engine.start()
+            assert engine.leftovers_cancelled == [leftover]
+            engine.wait_ready(240)  # the leftover's slots are free again
+        finally:
+            engine.stop()
+        assert wait_for_state(cluster, leftover, "CANCELED") == "CANCELED"
+        assert wait_for_state(cluster, engine.job_name, "CANCELED") == "CANCELED"

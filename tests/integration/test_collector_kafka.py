@@ -1,15 +1,21 @@
 """The live collector against the real broker: ``bench perf collector``'s path reads every result record of a
-LogAppendTime topic, with the broker's append time, and nothing else. Its speed is measured by the command and
-written down in the README, never asserted here."""
+LogAppendTime topic, with the broker's append time, and nothing else (its speed is measured by the command and
+written down in the README, never asserted here); transactional results read ``read_committed`` are received
+within the stated bound of their commit."""
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 
 import numpy as np
 import pytest
+from confluent_kafka import Producer
 
-from harness import workload
+from harness import collector, workload
+from harness.collector import LiveCollector
+from harness.kafka import create_topics
 from harness.perf import measure_collector, result_records
 
 pytestmark = pytest.mark.integration
@@ -31,3 +37,74 @@ def test_collector_reads_every_result_record_from_the_broker(kafka_broker: str) 
     assert measured.ingest_rps > 0 and measured.produce_rps > 0 and measured.frame_s >= 0
     assert all(np.isfinite([measured.ingest_rps, measured.produce_rps]))
     assert measured.lines()[1].startswith("collector ingest from the broker")
+
+
+# ------------------------------------------------------------------------------------------------ visible time
+ROUNDS = 25
+PER_ROUND = 40
+HOLD_S = 0.4
+"""Each round's records are appended, then held invisible this long before the commit."""
+
+
+def _commit_rounds(bootstrap: str, topic: str, live: LiveCollector) -> list[dict[str, float]]:
+    """A transactional producer writes ROUNDS transactions of PER_ROUND result records (window_start = round ×
+    10 s) and commits each HOLD_S after its records were acknowledged; the test's own clock (epoch ms) marks
+    when the records were acknowledged and when commit_transaction() was called and returned."""
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"visible-{uuid.uuid4().hex[:8]}",
+                         "linger.ms": 0, "log_level": 3})
+    producer.init_transactions(30)
+    rounds = []
+    for round_ in range(ROUNDS):
+        producer.begin_transaction()
+        for i in range(PER_ROUND):
+            user = workload.user_id(i, PER_ROUND)
+            record = workload.result_record(user, round_ * 10_000, round_ * 10_000 + 10_000, 1 + i)
+            producer.produce(topic, json.dumps(record).encode(), user.encode())
+        producer.flush(30)
+        acked_ms = time.time() * 1000
+        time.sleep(HOLD_S)
+        seen_before_commit = live.snapshot().records
+        called_ms = time.time() * 1000
+        producer.commit_transaction(30)
+        returned_ms = time.time() * 1000
+        rounds.append({"acked": acked_ms, "called": called_ms, "returned": returned_ms, "seen": seen_before_commit})
+        time.sleep(0.05 + 0.01 * (round_ % 7))  # commits fall at different phases of the reader's fetch cycle
+    return rounds
+
+
+def test_transactional_results_are_received_within_the_stated_bound_of_their_commit(kafka_broker: str) -> None:
+    """``receive_ms`` − the moment commit_transaction() returned lies within VISIBILITY_ERROR_MS (every record
+    above its lower bound, VISIBILITY_SHARE of them below its upper bound) for records read read_committed, and
+    the records' LogAppendTime is their append, not their commit. The distribution is printed (run with -s)."""
+    topic = "visible-results"
+    create_topics(kafka_broker, {topic: 3}, log_append_time=True)
+    live = LiveCollector(kafka_broker, topic, read_committed=True)
+    live.start()
+    try:
+        rounds = _commit_rounds(kafka_broker, topic, live)
+        deadline = time.monotonic() + 60
+        while live.snapshot().records < ROUNDS * PER_ROUND and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        live.stop()
+    frame = live.frame()
+    assert len(frame) == ROUNDS * PER_ROUND and live.snapshot().bad_records == 0
+    # read_committed held every round back until its commit
+    assert all(r["seen"] <= k * PER_ROUND for k, r in enumerate(rounds))
+    round_of = (frame["window_start"] // 10_000).to_numpy()
+    returned = np.array([r["returned"] for r in rounds])[round_of]
+    called = np.array([r["called"] for r in rounds])[round_of]
+    acked = np.array([r["acked"] for r in rounds])[round_of]
+    error = frame["receive_ms"].to_numpy() - returned
+    per_round = [float(error[round_of == k].max()) for k in range(ROUNDS)]
+    print(f"receive − commit returned, ms: min {error.min():.1f} p50 {np.median(error):.1f} "
+          f"p99 {np.percentile(error, 99):.1f} max {error.max():.1f}; per round max {sorted(per_round)}; "
+          f"commit call took p50 {np.median(returned - called):.1f} ms")
+    low, high = collector.VISIBILITY_ERROR_MS
+    assert error.min() >= low  # nothing is read before its commit took effect
+    assert np.quantile(error, collector.VISIBILITY_SHARE) <= high  # a loaded CPU may delay a few commits
+    # LogAppendTime is stamped when the records were appended (before the ack), not at the commit
+    assert (frame["append_ms"].to_numpy() <= acked + 1).all()
+    assert (frame["append_ms"].to_numpy() < called - HOLD_S * 1000 / 2).all()
+    visible = collector.visible_ms(frame["append_ms"].to_numpy(), frame["receive_ms"].to_numpy(), read_committed=True)
+    assert (visible == frame["receive_ms"].to_numpy()).all()

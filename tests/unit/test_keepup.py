@@ -51,3 +51,20 @@ def test_what_cannot_be_judged_is_named() -> None:
     check = judge_keep_up(processed_rate=None, achieved_rate=1_000.0, lag=np.full(10, np.nan),
                           window_end=np.array([10_000, 20_000]), latency_ms=np.array([1.0, 2.0]), slide_ms=10_000)
     assert check.sustained is None and len(check.skipped) == 3 and check.windows == 2
+
+
+def test_an_engine_still_working_off_its_start_up_backlog_gets_a_warning() -> None:
+    import dataclasses
+
+    from tests.unit.test_results import make_result
+
+    from harness import verdicts
+
+    summary = make_result("spark").summary
+    settled = dataclasses.replace(summary.sustained, processed_ratio=1.01, latency_slope_ms_per_s=-3.0)
+    catching_up = dataclasses.replace(summary.sustained, processed_ratio=1.31, latency_slope_ms_per_s=-502.0)
+    assert not any("catching up" in w for w in verdicts.repetition_warnings(
+        dataclasses.replace(summary, sustained=settled)))
+    [warning] = [w for w in verdicts.repetition_warnings(dataclasses.replace(summary, sustained=catching_up))
+                 if "catching up" in w]
+    assert "processed 131% of the achieved rate, latency falling 502 ms per s" in warning

@@ -266,7 +266,11 @@ def test_sample_values_are_truncated_and_printable() -> None:
 JSON_SCALARS = st.one_of(
     st.none(), st.booleans(), st.floats(allow_nan=True), st.text(max_size=8), st.integers(-(2**70), 2**70)
 )
-JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
 NOT_INTEGER = JSON_VALUES.filter(lambda v: type(v) is not int)
 OUT_OF_RANGE = st.integers(-(2**70), -1) | st.integers(MAX_RESULT_INT + 1, 2**70)
 
@@ -374,7 +378,10 @@ def test_fuzz_every_genuine_record_is_kept_and_every_bad_one_counted_under_its_k
     assert snap.failed is None
 
 
-@given(values=st.lists(st.one_of(genuine().map(json.dumps).map(str.encode), malformed().map(lambda m: m[1])), min_size=1, max_size=20))
+GENUINE_OR_NOT = st.one_of(genuine().map(json.dumps).map(str.encode), malformed().map(lambda m: m[1]))
+
+
+@given(values=st.lists(GENUINE_OR_NOT, min_size=1, max_size=20))
 @settings(max_examples=150, deadline=None)
 def test_fuzz_the_fast_path_accepts_exactly_what_the_record_check_accepts(values: list[bytes | None]) -> None:
     values = [v for v in values if v]  # empty values never reach parsing

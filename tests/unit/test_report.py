@@ -7,7 +7,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from harness.report import fairness_differences, render_report, write_report
+import numpy as np
+
+from harness import charts
+from harness.report import PLOT_FILES, fairness_differences, plot_charts, render_report, write_plots, write_report
 from harness.results import create_run_dir, load_run, write_repetition, write_run_info, write_run_status
 from tests.unit.test_results import FINGERPRINT, make_result, make_scenario
 
@@ -174,3 +177,61 @@ def test_no_faults_section_without_faults(tmp_path: Path) -> None:
 
     text = render_report(load_run(write_run(tmp_path, {"spark": [Rep()]})))
     assert "## Faults" not in text
+
+
+# ---------------------------------------------------------------------------------------------------- plots
+def drawn_legends(chart: charts.Chart) -> list[str]:
+    """Every legend text of the drawn chart, after checking that the artist it names has finite y data."""
+    fig = charts.draw(chart)
+    assert fig is not None
+    texts = []
+    for text, artist in charts.legend_entries(fig):
+        line = artist.lines[0] if hasattr(artist, "lines") else artist  # an errorbar container: its data line
+        assert line is not None, f"legend entry {text!r} names no artist"
+        y = np.asarray(line.get_ydata(), dtype=float)
+        assert np.isfinite(y).any(), f"legend entry {text!r} has no finite data"
+        texts.append(text)
+    return texts
+
+
+def test_every_legend_entry_of_the_frozen_smoke_plots_has_data(tmp_path: Path) -> None:
+    run_dir = tmp_path / FROZEN_SMOKE.name
+    shutil.copytree(FROZEN_SMOKE, run_dir)
+    plots = plot_charts(load_run(run_dir))
+    assert set(plots) == set(PLOT_FILES)
+    legends = {name: drawn_legends(chart) for name, chart in plots.items()}
+    assert legends["latency_cdf"] == ["spark", "flink", "spark", "flink"]  # body and tail panel
+    assert charts.draw(plots["latency_cdf"]).axes[1].get_yscale() == "log"
+    # the p99 lines the old per-second plot named but never drew (few pairs per second)
+    assert legends["latency_time"] == [f"{e} (3 reps pooled) {q}" for e in ("spark", "flink") for q in ("p50", "p99")]
+    # flink's input-row counter is sampled every other second: still a drawn line
+    assert "flink rep 1 processed (5 s mean)" in legends["throughput_time"]
+    assert "spark rep 1 processed (5 s mean)" in legends["throughput_time"]
+    resources = charts.draw(plots["resources_time"])
+    assert [ax.get_title() for ax in resources.axes[:2]] == ["engine processes: CPU", "engine processes: RSS"]
+    assert len(resources.axes) == 8 and legends["resources_time"].count("spark rep 1") == 8
+
+
+def test_every_legend_entry_of_a_fresh_run_has_data(tmp_path: Path) -> None:
+    scenario = make_scenario()
+    run_dir = create_run_dir(tmp_path, "unit")
+    write_run_info(run_dir, scenario, FINGERPRINT)
+    for engine in ("spark", "flink"):
+        write_repetition(run_dir, make_result(engine, scenario=scenario))
+    run = load_run(run_dir)
+    legends = {name: drawn_legends(chart) for name, chart in plot_charts(run).items()}
+    assert legends["latency_time"] == ["spark p50", "spark p99", "flink p50", "flink p99"]
+    # no input-row counter in these runs: the processed rate comes from the results, as a mean over a window
+    assert "flink processed (from results, 10 s mean)" in legends["throughput_time"]
+    assert sorted(write_plots(run)) == sorted(PLOT_FILES)
+    text = write_report(run_dir).read_text(encoding="utf-8")
+    assert "MiB (p99 700 MiB)" in text
+
+
+def test_a_line_without_finite_points_is_neither_drawn_nor_named(tmp_path: Path) -> None:
+    nan = float("nan")
+    chart = charts.Chart([charts.Panel([charts.Line("has data", [0, 1, 2], [1.0, nan, 3.0]),
+                                        charts.Line("all gaps", [0, 1], [nan, nan])])])
+    assert drawn_legends(chart) == ["has data"]
+    empty = charts.Chart([charts.Panel([charts.Line("all gaps", [0, 1], [nan, nan])])])
+    assert charts.save(empty, tmp_path / "empty.png") is None and not (tmp_path / "empty.png").exists()

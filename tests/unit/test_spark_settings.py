@@ -216,3 +216,9 @@ def test_job_conf(tmp_path: Path) -> None:
 def test_job_conf_shuffle_partitions_follow_parallelism(tmp_path: Path) -> None:
     conf = spark_conf(make_spec(tmp_path, parallelism=3, settings=SparkSettings().model_dump()), tmp_path / "x")
     assert conf["spark.sql.shuffle.partitions"] == "3"
+
+
+def test_only_standalone_masters_elsewhere_need_a_bind_address() -> None:
+    assert SparkSettings(master="local[2]").master == "local[2]"
+    assert SparkSettings(master="bogus://nowhere:1").master == "bogus://nowhere:1"  # Spark refuses it at start
+    assert errors(master="spark://10.0.0.7:7077,10.0.0.8:7077")

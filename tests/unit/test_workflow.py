@@ -1,4 +1,4 @@
-""".github/workflows/nightly.yml: linted with the real actionlint (installed by .ci/run into .cache/bin), checked
+""".github/workflows/nightly.yml: linted with the real actionlint (installed by `./setup.sh --tests` into .cache/bin), checked
 to do what the nightly gate promises (schedule + on demand, setup, the nightly scenario with repetitions, a rolling
 baseline from earlier successful runs, the compare gate, the history and artifacts in the summary even when the gate
 fails), and its shell steps run for real with bash: against a fake ``gh`` that serves stored artifacts, and the real
@@ -22,7 +22,7 @@ from tests.unit.synthetic_runs import reps, write_run
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "nightly.yml"
 ACTIONLINT_HINT = (
-    "actionlint is missing: .ci/run installs it into .cache/bin "
+    "actionlint is missing: ./setup.sh --tests installs it into .cache/bin "
     "(GOBIN=$PWD/.cache/bin go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12)"
 )
 FAKE_GH = """#!/usr/bin/env bash

@@ -1,0 +1,207 @@
+"""``bench capacity``: run the search of :mod:`harness.capacity` for each engine with real trials.
+
+Each trial is one ordinary ``bench run`` of the scenario at a constant rate R (``capacity.trial.duration`` with
+its warm-up, one repetition, one engine), written as a normal run directory under
+``<out>/<UTC stamp>-capacity-<scenario>/trials/<engine>-<R>/`` and judged from its ``summary.json``.
+
+Every trial starts a fresh broker and a fresh engine, as ``bench run`` does. Trials are then independent — no
+backlog, state, JIT warmth or broker log carries from one rate to the next — and a trial at R says exactly what
+``bench run --rate R`` says. One engine with stepped rates and a settle period per step would save the start-up
+of each trial (about 5-10 s for the broker and the calibration engine, 20-40 s for Spark or Flink) but carries
+state between steps; it is not implemented and has not been measured.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import results
+from harness.capacity import SearchResult, TrialOutcome, TrialRecord, judge_trial, search
+from harness.errors import HarnessError
+from harness.progress import ProgressDisplay
+from harness.scenario import CapacityConfig, Scenario, parse_scenario
+from harness.units import format_count, format_duration_ms, format_percent
+
+CALIBRATION = "calibration"
+"""The built-in engine whose capacity is the load path's own ceiling on this machine."""
+
+
+@dataclass(frozen=True)
+class EngineSearch:
+    """One engine's search: its result, how long it took and whether it is the calibration engine's."""
+
+    engine: str
+    result: SearchResult
+    wall_s: float
+    """Wall time of the whole search, engine and broker start-ups included, s."""
+    calibration: bool = False
+
+
+@dataclass(frozen=True)
+class CapacityOutcome:
+    """What ``bench capacity`` produced: the output directory and every engine's search, in the order run."""
+
+    out_dir: Path
+    config: CapacityConfig
+    searches: list[EngineSearch]
+    status: str
+    """complete | interrupted"""
+
+
+# ------------------------------------------------------------------------------------------------- scenario
+def with_capacity_overrides(scenario: Scenario, *, source: str = "<scenario>", **overrides: Any) -> Scenario:
+    """The scenario with its ``capacity`` block (defaults when it has none) changed by the command line —
+    ``start``, ``max``, ``precision``, ``slo``, ``calibrate``, ``trial_duration``, ``trial_warmup``; None leaves a value —
+    and validated again, so ``--trial-duration 5s`` is refused like ``trial: {duration: 5s}`` in the file."""
+    data: dict[str, Any] = copy.deepcopy(scenario.dump())
+    block = data.get("capacity") or CapacityConfig().model_dump(mode="json")
+    for key in ("start", "max", "precision", "slo"):
+        value = overrides.get(key)
+        if value is not None:
+            block[key] = format_percent(value) if key == "precision" else str(value) if key == "slo" else value
+    if overrides.get("calibrate") is not None:
+        block["calibrate"] = bool(overrides["calibrate"])
+    for key in ("duration", "warmup"):
+        value = overrides.get(f"trial_{key}")
+        if value is not None:
+            block["trial"][key] = format_duration_ms(value)
+    data["capacity"] = block
+    return parse_scenario(data, source=f"{source} (with command-line overrides)")
+
+
+def trial_scenario(scenario: Scenario, engine: str, rate: float) -> Scenario:
+    """One trial: ``engine`` alone (a label of the scenario or a registered name) at a constant ``rate`` for
+    ``capacity.trial.duration`` after ``capacity.trial.warmup``, one repetition, no faults."""
+    config = scenario.capacity or CapacityConfig()
+    data: dict[str, Any] = copy.deepcopy(scenario.dump())
+    data["load"]["rate"] = float(rate)
+    data["load"]["shape"] = {"type": "constant"}
+    data["duration"] = format_duration_ms(config.trial.duration)
+    data["warmup"] = format_duration_ms(config.trial.warmup)
+    data["repetitions"] = 1
+    data["faults"] = []
+    by_name = {entry.name: entry for entry in scenario.engines}
+    data["engines"] = [by_name[engine].model_dump(mode="json") if engine in by_name else engine]
+    return parse_scenario(data, source=f"capacity trial of {engine} at {format_count(rate)}/s")
+
+
+def engines_to_search(scenario: Scenario, names: list[str] | None) -> list[str]:
+    """The engines in search order: ``names`` or the scenario's labels, with the calibration engine first when
+    ``capacity.calibrate`` is on."""
+    chosen = list(names) if names else [entry.name for entry in scenario.engines]
+    config = scenario.capacity or CapacityConfig()
+    if config.calibrate:
+        chosen = [CALIBRATION, *(name for name in chosen if name != CALIBRATION)]
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------------- trials
+class _Trials:
+    """The trial function of one engine's search: runs and judges each rate, and keeps every record so an
+    interrupted search still reports what it measured."""
+
+    def __init__(self, scenario: Scenario, engine: str, trials_dir: Path, display: ProgressDisplay) -> None:
+        self.scenario = scenario
+        self.engine = engine
+        self.trials_dir = trials_dir
+        self.display = display
+        self.records: list[TrialRecord] = []
+
+    def __call__(self, rate: float) -> TrialOutcome:
+        """Run and judge the trial at ``rate``. A load-path verdict is run once more at the same rate before it
+        stands: on a shared machine one stall of the generator (a p99 publish delay over the limit) is common,
+        and it would end the whole search; the first attempt is kept under ``first_attempt``."""
+        outcome = self._attempt(rate, "")
+        if outcome.verdict == "load-path":
+            first = {"verdict": outcome.verdict, "reason": outcome.reason, "run_dir": outcome.figures["run_dir"]}
+            self.display.message(f"[capacity] {self.engine} at {rate:,.0f}/s: the load path failed; once more")
+            again = self._attempt(rate, "-again")
+            outcome = TrialOutcome(again.verdict, again.reason, {**again.figures, "first_attempt": first})
+        self.records.append(TrialRecord(rate, outcome.verdict, outcome.reason, outcome.figures))
+        return outcome
+
+    def _attempt(self, rate: float, suffix: str) -> TrialOutcome:
+        one = trial_scenario(self.scenario, self.engine, rate)
+        run_dir = self.trials_dir / f"{one.engines[0].name}-{rate:.0f}{suffix}"
+        self.display.message(f"[capacity] {self.engine}: trial at {rate:,.0f}/s -> {run_dir}")
+        outcome = _run(one, run_dir, self.display)
+        if outcome is None:
+            raise KeyboardInterrupt
+        figures = {**outcome.figures, "run_dir": str(run_dir.relative_to(self.trials_dir.parent))}
+        words = outcome.verdict + (f": {outcome.reason}" if outcome.reason else "")
+        self.display.message(f"[capacity] {self.engine} at {rate:,.0f}/s: {words}")
+        return TrialOutcome(outcome.verdict, outcome.reason, figures)
+
+
+def _run(scenario: Scenario, run_dir: Path, display: ProgressDisplay) -> TrialOutcome | None:
+    """Run one trial and judge it; None when it was interrupted."""
+    from harness.runner import run_scenario  # imports the engines' machinery: only when trials really run
+
+    outcome = run_scenario(scenario, run_dir.parent, report=False, run_dir=run_dir, display=display)
+    if outcome.status == "interrupted":
+        return None
+    label = scenario.engines[0].name
+    try:
+        repetitions = results.load_run(run_dir).engines.get(label)
+    except HarnessError as exc:
+        return TrialOutcome("error", f"result unreadable: {exc}")
+    if not repetitions:
+        return TrialOutcome("error", "; ".join(outcome.failures) or "no result was written")
+    config = scenario.capacity or CapacityConfig()
+    return judge_trial(repetitions[0].summary, config.slo)
+
+
+# ---------------------------------------------------------------------------------------------------- search
+def run_capacity(scenario: Scenario, out: Path, *, engines: list[str] | None = None,
+                 display: ProgressDisplay | None = None) -> CapacityOutcome:
+    """Search every engine in turn (the calibration engine first when asked), write ``capacity.json``,
+    ``capacity.md`` and ``capacity.png`` into ``out/<UTC stamp>-capacity-<scenario>/`` and return what was found.
+    Ctrl-C ends the current search; what was measured is written and the outcome is ``interrupted``."""
+    from harness.capacity_report import write_capacity_outputs
+
+    config = scenario.capacity or CapacityConfig()
+    if config.repetitions != 1:
+        raise HarnessError(f"capacity.repetitions: bench capacity runs one search per engine so far (no confidence "
+                           f"interval yet); set it to 1 (got {config.repetitions})")
+    names = engines_to_search(scenario, engines)
+    for name in names:
+        trial_scenario(scenario, name, config.start)  # every engine's trial is valid before anything starts
+    display = display or ProgressDisplay()
+    out_dir = results.create_run_dir(Path(out).resolve(), f"capacity-{scenario.name}")
+    started = dt.datetime.now(dt.timezone.utc)
+    searches: list[EngineSearch] = []
+    status = "complete"
+    for name in names:
+        trials = _Trials(scenario, name, out_dir / "trials", display)
+        t0 = time.monotonic()
+        try:
+            result = search(trials, start=config.start, max=config.max, precision=config.precision,
+                            growth=config.growth)
+        except KeyboardInterrupt:
+            status = "interrupted"
+            result = _interrupted(trials.records)
+        searches.append(EngineSearch(name, result, time.monotonic() - t0, calibration=name == CALIBRATION))
+        display.message(f"[capacity] {name}: {_summary_line(result)} ({time.monotonic() - t0:,.0f} s)")
+        if status == "interrupted":
+            break
+    outcome = CapacityOutcome(out_dir, config, searches, status)
+    write_capacity_outputs(outcome, scenario, started)
+    return outcome
+
+
+def _interrupted(records: list[TrialRecord]) -> SearchResult:
+    passed = [r.rate for r in records if r.verdict == "pass"]
+    best = max(passed) if passed else None
+    above = [r.rate for r in records if r.verdict == "fail" and (best is None or r.rate > best)]
+    return SearchResult(best, (best, min(above) if above else None), list(records),
+                        "interrupted (Ctrl-C or SIGTERM) before the search ended")
+
+
+def _summary_line(result: SearchResult) -> str:
+    found = "no passing rate" if result.capacity is None else f"{result.capacity:,.0f}/s"
+    return f"{found} after {len(result.trials)} trial(s); {result.ended_by}"

@@ -1,0 +1,163 @@
+"""The one chart helper every plot of the harness uses (report, history): a chart is described as data
+(:class:`Chart` → :class:`Panel` → :class:`Line`) and drawn here, so every plot gets the same rules:
+
+* only finite points are drawn, and a line with none is left out, legend entry included: a legend never names
+  something that is not drawn;
+* points of a line are joined across gaps (NaN seconds), so a series sampled every other second is still a line;
+* a panel with nothing to draw says "no data"; a chart with nothing at all is not written.
+
+Drawn with matplotlib's object API (no pyplot state), PNG at 100 dpi without a timestamp in the metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DPI = 100
+
+
+@dataclass(frozen=True)
+class Line:
+    """One labelled series of a panel."""
+
+    label: str
+    """Legend text; never empty (every drawn line is named)."""
+    x: Sequence[float] | np.ndarray
+    y: Sequence[float] | np.ndarray
+    yerr: Sequence[float] | np.ndarray | None = None
+    """Symmetric error bars (e.g. a 95 % CI half-width), or None."""
+    style: Mapping[str, Any] = field(default_factory=dict)
+    """matplotlib line properties: color, linestyle, marker, drawstyle, linewidth, alpha."""
+
+    def finite(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """x, y (and yerr) at the points where x and y are finite."""
+        x = np.asarray(self.x, dtype=np.float64)
+        y = np.asarray(self.y, dtype=np.float64)
+        keep = np.isfinite(x) & np.isfinite(y)
+        err = None if self.yerr is None else np.nan_to_num(np.asarray(self.yerr, dtype=np.float64))[keep]
+        return x[keep], y[keep], err
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One axes: its lines, labels, scales and unlabelled guides."""
+
+    lines: Sequence[Line]
+    title: str = ""
+    xlabel: str = ""
+    ylabel: str = ""
+    xscale: str = "linear"
+    yscale: str = "linear"
+    xlim: tuple[float | None, float | None] | None = None
+    ylim: tuple[float | None, float | None] | None = None
+    xticks: Mapping[float, str] | None = None
+    """Fixed x ticks → their labels (e.g. run dates), or None for matplotlib's."""
+    yticks: Mapping[float, str] | None = None
+    vlines: Sequence[float] = ()
+    """Vertical guides (grey, dashed, not in the legend): e.g. where settings changed."""
+    hlines: Sequence[float] = ()
+    """Horizontal guides (grey, dotted, not in the legend): e.g. the p99 level of a tail view."""
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A figure: panels laid out in ``columns`` columns, row by row."""
+
+    panels: Sequence[Panel]
+    title: str = ""
+    columns: int = 1
+    sharex: bool = False
+    panel_size: tuple[float, float] = (8.0, 4.0)
+    """Width, height of one panel in inches."""
+
+
+def draw(chart: Chart, *, empty: bool = False) -> Any | None:
+    """The chart as a matplotlib Figure, or None when no panel has a finite point (unless ``empty``: then its
+    panels say "no data")."""
+    if not empty and not any(line.finite()[0].size for panel in chart.panels for line in panel.lines):
+        return None
+    from matplotlib.figure import Figure
+
+    columns = max(1, min(chart.columns, len(chart.panels)))
+    rows = -(-len(chart.panels) // columns)
+    fig = Figure(figsize=(chart.panel_size[0] * columns, chart.panel_size[1] * rows))
+    axes = fig.subplots(rows, columns, sharex=chart.sharex, squeeze=False).flat
+    for ax, panel in zip(axes, chart.panels):
+        _draw_panel(ax, panel)
+    for ax in list(axes)[len(chart.panels):]:
+        ax.set_visible(False)
+    if chart.title:
+        fig.suptitle(chart.title)
+    fig.tight_layout()
+    return fig
+
+
+def save(chart: Chart, path: Path, *, empty: bool = False) -> Path | None:
+    """Draw ``chart`` into the PNG ``path`` (replacing it); None, and nothing written, when it has no data and
+    not ``empty``."""
+    fig = draw(chart, empty=empty)
+    if fig is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    return path
+
+
+def _draw_panel(ax: Any, panel: Panel) -> None:
+    drawn = 0
+    for line in panel.lines:
+        x, y, err = line.finite()
+        if not x.size:
+            continue
+        if err is not None:
+            ax.errorbar(x, y, yerr=err, capsize=3, label=line.label, **line.style)
+        else:
+            ax.plot(x, y, label=line.label, **line.style)
+        drawn += 1
+    for at in panel.vlines:
+        ax.axvline(at, color="grey", linestyle="--", linewidth=1)
+    for at in panel.hlines:
+        ax.axhline(at, color="grey", linestyle=":", linewidth=1)
+    if not drawn:
+        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="grey")
+    _decorate(ax, panel, legend=drawn > 0)
+
+
+def _decorate(ax: Any, panel: Panel, *, legend: bool) -> None:
+    ax.set_title(panel.title, fontsize="medium")
+    ax.set_xlabel(panel.xlabel)
+    ax.set_ylabel(panel.ylabel)
+    ax.set_xscale(panel.xscale)
+    ax.set_yscale(panel.yscale)
+    if panel.xlim is not None:
+        ax.set_xlim(*panel.xlim)
+    if panel.ylim is not None:
+        ax.set_ylim(*panel.ylim)
+    if panel.xticks is not None:
+        ax.set_xticks(list(panel.xticks), list(panel.xticks.values()), rotation=30, ha="right", fontsize=8)
+    if panel.yticks is not None:
+        ax.set_yticks(list(panel.yticks), list(panel.yticks.values()))
+        ax.minorticks_off()
+    ax.grid(True, alpha=0.3)
+    if legend:
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
+def legend_entries(fig: Any) -> list[tuple[str, Any]]:
+    """Every legend text of ``fig`` with the artist it names (for checks that each names something drawn)."""
+    entries = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        artists = dict(zip(*reversed(ax.get_legend_handles_labels())))
+        entries += [(text.get_text(), artists.get(text.get_text())) for text in legend.get_texts()]
+    return entries
+
+
+__all__ = ["Chart", "Line", "Panel", "draw", "legend_entries", "save"]

@@ -1,0 +1,64 @@
+"""`bench capacity` end to end with the real broker, generator and collector: the known-truth engine throttled to
+C events/s is found within ±5 % of C at 5 % precision, every trial is a normal run directory, and the files of
+the search are written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.results import load_run
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = Path(sys.executable).with_name("bench")
+CAPACITY = 3300
+"""Events/s the throttled engine can consume (its token bucket); the generator drives 4,000/s with ease."""
+
+
+def known_capacity_scenario(path: Path) -> Path:
+    """25 s trials on 5 s windows (3 measured windows after a 5 s warm-up), starting at about C / 2 so the search
+    needs few trials: 2000, 4000 (fails), then bisection."""
+    scenario = {
+        "name": "capacity-known",
+        "duration": "25s", "warmup": "5s", "seed": 3,
+        "load": {"rate": "2k", "users": 200, "payload_size": 100},
+        "window": {"size": "5s", "watermark_delay": "2s"},
+        "kafka": {"partitions": 2},
+        "engines": [{"engine": "tests.engines:KnownTruthEngine", "label": "capped",
+                     "settings": {"capacity": CAPACITY}}],
+        "capacity": {"start": 2000, "precision": "5%", "trial": {"duration": "25s", "warmup": "5s"},
+                     "calibrate": False},
+    }
+    path.write_text(yaml.safe_dump(scenario))
+    return path
+
+
+def test_the_throttled_engine_is_found_within_5_percent_of_its_known_capacity(tmp_path: Path) -> None:
+    scenario = known_capacity_scenario(tmp_path / "known.yaml")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([str(BENCH), "capacity", str(scenario), "--out", str(tmp_path / "out")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [out_dir] = (tmp_path / "out").iterdir()
+    found = json.loads((out_dir / "capacity.json").read_text())["engines"]["capped"]
+    low, high = found["bracket"]
+    assert found["capacity"] == low and high is not None and (high - low) / low <= 0.05, found["ended_by"]
+    assert abs(found["capacity"] - CAPACITY) / CAPACITY <= 0.05, found
+    assert found["ended_by"].startswith("precision reached") and found["load_path_bound"] is None
+    verdicts = {t["rate"]: t["verdict"] for t in found["trials"]}
+    assert verdicts[2000] == "pass" and verdicts[4000] == "fail"
+    assert all(v in ("pass", "fail") for v in verdicts.values())  # the generator drove every rate
+    for t in found["trials"]:  # every trial is a normal run directory, judged from its summary
+        [rep] = load_run(out_dir / t["run_dir"]).engines["capped"]
+        assert rep.summary.throughput.target_rate == t["rate"]
+        assert (t["verdict"] == "pass") == (rep.summary.sustained.sustained is True)
+    assert "| sustainable throughput |" in (out_dir / "capacity.md").read_text()
+    assert (out_dir / "capacity.png").stat().st_size > 10_000

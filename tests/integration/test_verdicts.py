@@ -1,0 +1,123 @@
+"""Every verdict proved with an engine whose truth is known, end to end through the real broker and collector.
+
+The engine is the calibration job with its knobs switched on (tests/engines.py): a known capacity, transactional
+output committed a known delay after it was written, malformed records beside genuine ones, wrong answers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from harness.collector import VISIBILITY_ERROR_MS
+from harness.engines.jobs.python_count_job import MALFORMED_KINDS
+from harness.results import RepetitionSummary, load_run
+from harness.runner import run_scenario
+from harness.scenario import parse_scenario
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ENGINE = "tests.engines:KnownTruthEngine"
+
+
+def run(tmp_path: Path, engines: list[dict[str, Any]], *, rate: str = "2k", duration: str = "30s",
+        drain_timeout: str = "2m") -> Path:
+    scenario = parse_scenario({
+        "name": "verdict", "duration": duration, "warmup": "10s", "drain_timeout": drain_timeout, "seed": 3,
+        "load": {"rate": rate, "users": 100, "disorder": {"fraction": 0.1, "max_delay": "500ms"}},
+        "window": {"size": "4s", "watermark_delay": "1s"}, "kafka": {"partitions": 2}, "engines": engines,
+    })
+    outcome = run_scenario(scenario, tmp_path / "results", report=False)
+    assert outcome.status == "complete", outcome.failures
+    return outcome.run_dir
+
+
+def summary_of(run_dir: Path, label: str) -> RepetitionSummary:
+    return load_run(run_dir).engines[label][0].summary
+
+
+def assert_valid_but_for_the_generators_timing(summary: RepetitionSummary) -> None:
+    """Every invalid reason is the generator's own timing verdict (a busy 2-core machine can delay its sends
+    while the broker and engine run); anything engine- or collector-side fails the test."""
+    others = [r for r in summary.invalid_reasons if not r.startswith("generator could not drive the load")]
+    assert others == [], summary.invalid_reasons
+    if summary.invalid_reasons:
+        warnings.warn(f"{summary.engine}: {summary.invalid_reasons[0]}", stacklevel=2)
+
+
+def test_known_capacity_is_sustained_at_80_percent_and_not_at_110_percent(tmp_path: Path) -> None:
+    capacity = 4_000
+    below = summary_of(run(tmp_path / "a", [{"engine": ENGINE, "label": "capped", "settings": {"capacity": capacity}}],
+                           rate="3200"), "capped")
+    assert_valid_but_for_the_generators_timing(below)
+    assert below.sustained.sustained is True, below.sustained
+    assert below.correctness is not None and below.correctness.correct
+    above = summary_of(run(tmp_path / "b", [{"engine": ENGINE, "label": "capped", "settings": {"capacity": capacity}}],
+                           rate="4400"), "capped")
+    assert_valid_but_for_the_generators_timing(above)
+    assert above.sustained.sustained is False
+    failed = " ".join(above.sustained.failed)
+    assert "processed:" in failed and "input lag:" in failed
+    # the engine consumed at its capacity, not at the offered rate
+    assert above.throughput.processed_rate == pytest.approx(capacity, rel=0.05)
+    assert above.correctness is not None and above.correctness.correct  # slow, but every answer right
+    assert any(w.startswith("not sustained at this rate: processed:") for w in above.warnings)
+
+
+def test_transactional_output_is_timed_at_its_commit(tmp_path: Path) -> None:
+    settings = {"transactional": True, "commit_delay_ms": 2_000}
+    run_dir = run(tmp_path, [{"engine": ENGINE, "label": "txn", "settings": settings},
+                             {"engine": ENGINE, "label": "plain"}])
+    txn, plain = summary_of(run_dir, "txn"), summary_of(run_dir, "plain")
+    assert txn.read_committed and not plain.read_committed
+    assert txn.correctness is not None and txn.correctness.correct and txn.correctness.duplicated == 0
+    # the results were appended about when plain output is, but readable only 2 s later, at the commit
+    assert txn.result_latency.p50_ms > plain.result_latency.p50_ms + 1_500
+    rep = run_dir / "txn" / "rep-1"
+    commits = [json.loads(line) for line in (rep / "work" / "python-count-transactions.jsonl").read_text().splitlines()]
+    commit_by_window = {c["window_start"]: c["commit_ms"] for c in commits}
+    with gzip.open(rep / "pairs.csv.gz", "rb") as handle:
+        pairs = pd.read_csv(io.BytesIO(handle.read()))
+    answered = pairs[pairs["visible_ms"].notna()]
+    error = (answered["visible_ms"] - answered["window_start"].map(commit_by_window)).groupby(
+        answered["window_start"]).max()  # per window (one transaction): the latest record's error
+    low, high = VISIBILITY_ERROR_MS
+    assert error.notna().all() and len(error) >= 5
+    # the receive time follows the commit within the stated bound (the median window); on a 2-core machine shared
+    # with the broker, generator and engine the collector's thread (or the job's, which stamps commit_ms after the
+    # commit returned) is sometimes scheduled late: seen up to 234 ms and down to -20 ms for single windows while
+    # other runs loaded the CPUs, so single windows are only held to a coarse bound
+    assert low <= error.median() <= high, error.describe()
+    assert error.between(-100, 500).all(), error.describe()
+
+
+def test_malformed_records_are_counted_by_kind_and_the_genuine_ones_judged(tmp_path: Path) -> None:
+    kinds = list(MALFORMED_KINDS)
+    run_dir = run(tmp_path, [{"engine": ENGINE, "label": "garbage", "settings": {"malformed": kinds}}])
+    s = summary_of(run_dir, "garbage")
+    assert_valid_but_for_the_generators_timing(s)
+    assert s.correctness is not None and s.correctness.correct, s.correctness
+    assert s.collector["bad_records"] > 0 and not s.collector.get("failed")
+    assert sum(s.collector["bad_by_kind"].values()) == s.collector["bad_records"]
+    assert s.collector["bad_samples"]
+    assert any("were not valid result records" in w for w in s.warnings)
+
+
+def test_a_wrong_engine_is_judged_wrong_without_waiting_out_the_drain(tmp_path: Path) -> None:
+    run_dir = run(tmp_path, [{"engine": ENGINE, "label": "liar", "settings": {"wrong_every": 7}}],
+                  drain_timeout="5m")
+    s = summary_of(run_dir, "liar")
+    assert s.correctness is not None and not s.correctness.correct
+    assert s.correctness.wrong > 0 and s.correctness.missing == 0
+    assert any(w.startswith("incorrect:") for w in s.warnings)
+    # the answer was settled: the run ended long before the 5 min drain deadline
+    finished = dt.datetime.fromisoformat(load_run(run_dir).status["finished_utc"].replace("Z", "+00:00"))
+    assert finished.timestamp() * 1000 - s.timeline.load_end_ms < 120_000
