@@ -7,7 +7,8 @@ started with the load, at ``start_epoch_ms + fault.at`` (the generator keeps its
   :meth:`Engine.restart` — the same job from its last checkpoint (Spark: the same checkpoint location; Flink: the
   latest retained checkpoint; the calibration engine has none and reads its input again from the beginning).
 - ``restart-broker``: stop the embedded broker (its data kept), start it again after ``downtime`` on the same port.
-- ``kill-worker``: not implemented yet (it needs a cluster); recorded with an error, nothing is injected.
+- ``kill-worker``: not implemented (the scenario model refuses it); if one reaches the injector anyway it is
+  recorded with an error and nothing is injected.
 
 While a fault is in progress the engine's liveness check is suspended (:meth:`FaultInjector.check`); a restart
 that fails makes the next check raise. Each fault leaves a :class:`FaultRecord` (when it was injected, when the
