@@ -156,7 +156,8 @@ def _faults(inputs: RepetitionInputs, records: pd.DataFrame, pairs: pd.DataFrame
     recs = ordered(records)
     visible = visible_ms(recs, read_committed=inputs.read_committed)
     found = fault_figures.measured_faults([dict(f) for f in inputs.faults], pairs, visible,
-                                          window_size_ms=inputs.scenario.window.size)
+                                          window_size_ms=inputs.scenario.window.size,
+                                          baseline_from_ms=inputs.timeline.warmup_end_ms)
     return [{key: to_json(value) for key, value in fault.items()} for fault in found]
 
 

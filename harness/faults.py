@@ -18,8 +18,9 @@ The figures per fault come from the judged pairs (:func:`fault_figures`, pure):
 
 - **results gap** (the observed downtime): last result record visible before the fault → first one visible after;
 - **recovery**: from the fault until the first window (ending after the fault) whose median result latency is back
-  within :data:`RECOVERY_TOLERANCE` of the median over the windows that ended before the fault — measured to
-  that window's end + its median latency, i.e. when its results were typically visible;
+  within :data:`RECOVERY_TOLERANCE` of the baseline, the median of the per-window medians of the measured windows
+  that ended before the fault (all earlier windows if none was measured yet) — measured to that window's end +
+  its median latency, i.e. when its results were typically visible;
 - **peak latency**: the largest result latency of a pair whose window ends in the fault's span;
 - **missing, wrong, duplicated pairs and duplicate records** among windows ending in
   ``[fault − window size, recovery end + window size]`` (to the end of the run if latency never recovered).
@@ -209,11 +210,15 @@ def window_latency(pairs: pd.DataFrame) -> pd.Series:
     return timed.groupby("window_end")["result_latency_ms"].median().sort_index()
 
 
-def recovery(pairs: pd.DataFrame, fault_ms: int, *, tolerance: float = RECOVERY_TOLERANCE
-             ) -> tuple[float | None, int | None]:
-    """(pre-fault median latency, recovery time in ms or None): see the module docstring."""
+def recovery(pairs: pd.DataFrame, fault_ms: int, *, tolerance: float = RECOVERY_TOLERANCE,
+             baseline_from_ms: int | None = None) -> tuple[float | None, int | None]:
+    """(pre-fault median latency, recovery time in ms or None): see the module docstring. The baseline is taken
+    over windows ending in [``baseline_from_ms``, fault) — the measured period, so start-up latencies do not
+    inflate it — or over every window ending before the fault when none ends in that stretch."""
     medians = window_latency(pairs)
     before = medians[medians.index < fault_ms]
+    if baseline_from_ms is not None and (before.index >= baseline_from_ms).any():
+        before = before[before.index >= baseline_from_ms]
     if not len(before):
         return None, None
     baseline = float(before.median())
@@ -226,10 +231,11 @@ def recovery(pairs: pd.DataFrame, fault_ms: int, *, tolerance: float = RECOVERY_
 
 
 def fault_figures(pairs: pd.DataFrame, visible: np.ndarray, fault_ms: int, *, window_size_ms: int,
-                  tolerance: float = RECOVERY_TOLERANCE) -> FaultFigures:
+                  tolerance: float = RECOVERY_TOLERANCE, baseline_from_ms: int | None = None) -> FaultFigures:
     """The figures of a fault injected at ``fault_ms`` from the judged ``pairs`` (harness.judge.PAIR_COLUMNS)
-    and the visible times of every result record (``visible``, epoch ms)."""
-    baseline, recovery_ms = recovery(pairs, fault_ms, tolerance=tolerance)
+    and the visible times of every result record (``visible``, epoch ms); ``baseline_from_ms`` (the warm-up's
+    end) as in :func:`recovery`."""
+    baseline, recovery_ms = recovery(pairs, fault_ms, tolerance=tolerance, baseline_from_ms=baseline_from_ms)
     last_end = int(pairs["window_end"].max()) if len(pairs) else fault_ms
     span_from = fault_ms - window_size_ms
     span_to = fault_ms + recovery_ms + window_size_ms if recovery_ms is not None else last_end
@@ -251,15 +257,15 @@ def fault_figures(pairs: pd.DataFrame, visible: np.ndarray, fault_ms: int, *, wi
 
 
 def measured_faults(records: Sequence[dict[str, Any]], pairs: pd.DataFrame, visible: np.ndarray, *,
-                    window_size_ms: int) -> list[dict[str, Any]]:
+                    window_size_ms: int, baseline_from_ms: int | None = None) -> list[dict[str, Any]]:
     """Each injector record (:meth:`FaultInjector.records`) with its :func:`fault_figures` added (for faults
     that were injected)."""
     out = []
     for record in records:
         row = dict(record)
         if record.get("injected_at_ms") is not None:
-            row.update(fault_figures(pairs, visible, int(record["injected_at_ms"]),
-                                     window_size_ms=window_size_ms).to_json())
+            row.update(fault_figures(pairs, visible, int(record["injected_at_ms"]), window_size_ms=window_size_ms,
+                                     baseline_from_ms=baseline_from_ms).to_json())
         out.append(row)
     return out
 
