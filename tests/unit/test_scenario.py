@@ -376,6 +376,15 @@ def test_kill_worker_needs_a_cluster_and_is_refused_there_too_while_not_implemen
     ]
 
 
+def test_kill_engine_is_refused_for_an_engine_on_a_cluster() -> None:
+    engines = ["calibration", {"engine": "flink", "settings": {"jobmanager": "flink-jobmanager:8081"}}]
+    data = scenario_with(engines=engines, faults=[{"at": "20s", "kind": "kill-engine"}])
+    assert errors_of(data) == [
+        "s.yaml: faults.0.kind: kill-engine kills and restarts the engine's local job processes; engines.1 (flink) "
+        "runs on a cluster, where that is not implemented; run the engines locally for this fault (got 'kill-engine')"
+    ]
+
+
 def test_the_readme_scenario_example_is_valid() -> None:
     readme = (SCENARIOS.parent / "README.md").read_text()
     section = readme[readme.index("## Scenario format"):]
