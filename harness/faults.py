@@ -19,7 +19,7 @@ The figures per fault come from the judged pairs (:func:`fault_figures`, pure):
 - **results gap** (the observed downtime): last result record visible before the fault → first one visible after;
 - **recovery**: from the fault until the first window (ending after the fault) whose median result latency is back
   within :data:`RECOVERY_TOLERANCE` of the baseline, the median of the per-window medians of the measured windows
-  that ended before the fault (all earlier windows if none was measured yet) — measured to that window's end +
+  that ended and were answered before the fault (all earlier windows if none was measured yet) — measured to that window's end +
   its median latency, i.e. when its results were typically visible;
 - **peak latency**: the largest result latency of a pair whose window ends in the fault's span;
 - **missing, wrong, duplicated pairs and duplicate records** among windows ending in
@@ -214,9 +214,12 @@ def recovery(pairs: pd.DataFrame, fault_ms: int, *, tolerance: float = RECOVERY_
              baseline_from_ms: int | None = None) -> tuple[float | None, int | None]:
     """(pre-fault median latency, recovery time in ms or None): see the module docstring. The baseline is taken
     over windows ending in [``baseline_from_ms``, fault) — the measured period, so start-up latencies do not
-    inflate it — or over every window ending before the fault when none ends in that stretch."""
+    inflate it — or over every window ending before the fault when none ends in that stretch; in both cases
+    only windows typically answered (end + median latency) before the fault. No such window: no baseline, and
+    no recovery time."""
     medians = window_latency(pairs)
-    before = medians[medians.index < fault_ms]
+    # answered before the fault: a window that ended before it but was answered after is part of the disruption
+    before = medians[(medians.index < fault_ms) & (medians.index + medians < fault_ms)]
     if baseline_from_ms is not None and (before.index >= baseline_from_ms).any():
         before = before[before.index >= baseline_from_ms]
     if not len(before):

@@ -397,11 +397,20 @@ def _fault_row(rep: LoadedRepetition, fault: dict[str, Any]) -> list[str]:
     return [
         str(rep.summary.repetition), fault["kind"], f"{fault['at_ms'] / 1000:g} s", ms(since("recovered_at_ms")),
         ms(fault.get("results_gap_ms")),
-        ms(fault.get("recovery_ms")) if injected and fault.get("recovery_ms") is not None
-        else ("not recovered" if injected else "–"),
+        _recovery_cell(fault, injected),
         ms(fault.get("baseline_latency_ms")), ms(fault.get("peak_latency_ms")),
         around, overall, claimed, _observed(claimed, whole) if injected else "not injected",
     ]
+
+
+def _recovery_cell(fault: dict[str, Any], injected: bool) -> str:
+    """The recovery time, or why there is none: no window answered before the fault to compare with, or latency
+    never came back within tolerance."""
+    if not injected:
+        return "–"
+    if fault.get("recovery_ms") is not None:
+        return fmt_number(float(fault["recovery_ms"]), "ms")
+    return "no baseline (no result before the fault)" if fault.get("baseline_latency_ms") is None else "not recovered"
 
 
 def _answer_counts(missing: Any, dup_pairs: Any, dup_records: Any, wrong: Any) -> str:

@@ -55,13 +55,19 @@ def test_recovery_is_measured_to_the_first_window_back_within_tolerance() -> Non
 
 
 def test_recovery_baseline_is_over_measured_windows_when_there_are_some() -> None:
-    rows = [(5_000, 5_000, "exact", 1), (6_000, 3_000, "exact", 1), (7_000, 400, "exact", 1),
+    rows = [(5_000, 4_000, "exact", 1), (6_000, 3_000, "exact", 1), (7_000, 400, "exact", 1),
             (8_000, 400, "exact", 1), (11_000, 700, "exact", 1), (12_000, 430, "exact", 1)]
     # over every window before the fault the baseline would be 1_700 (start-up latencies) and 11 s "recovered"
     assert recovery(pairs_frame(rows), FAULT)[0] == 1_700
     assert recovery(pairs_frame(rows), FAULT, baseline_from_ms=7_000) == (400, 12_000 + 430 - FAULT)
     # no measured window before the fault yet: every earlier window
     assert recovery(pairs_frame(rows), FAULT, baseline_from_ms=10_000)[0] == 1_700
+
+
+def test_recovery_baseline_leaves_out_windows_answered_after_the_fault() -> None:
+    rows = [(8_000, 300, "exact", 1), (9_000, 20_000, "exact", 1), (13_000, 320, "exact", 1)]
+    assert recovery(pairs_frame(rows), FAULT) == (300, 13_000 + 320 - FAULT)  # not the median of 300 and 20_000
+    assert recovery(pairs_frame(rows[1:]), FAULT) == (None, None)  # nothing answered before the fault
 
 
 def test_recovery_is_none_when_latency_never_comes_back() -> None:
