@@ -12,73 +12,40 @@ from harness import __version__
 from harness.errors import HarnessError, ScenarioError
 
 
-class RateType(click.ParamType):
-    """``50k``, ``1.5M``, ``2000`` events/s; refused when not finite or above ``harness.units.MAX_RATE``."""
+class ParsedType(click.ParamType):
+    """A command-line value read by one of the parsers of :mod:`harness.units` / :mod:`harness.scenario` (imported
+    when used, so ``bench --help`` stays fast); the parser's ``ValueError`` becomes click's usage error."""
 
-    name = "rate"
+    def __init__(self, name: str, parser: str, *, ready: type | None = None, positive: bool = False) -> None:
+        self.name = name
+        self._module, self._function = parser.split(":")
+        self._ready = ready
+        """Values of this type are already parsed (defaults, values passed in from Python) and kept as they are."""
+        self._positive = positive
 
     def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        from harness.units import parse_rate
+        if self._ready is not None and isinstance(value, self._ready):
+            return value
+        import importlib
 
+        parse = getattr(importlib.import_module(self._module), self._function)
         try:
-            rate = parse_rate(value)
+            parsed = parse(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
-        if rate <= 0:
+        if self._positive and parsed <= 0:
             self.fail(f"must be > 0 (got {value!r})", param, ctx)
-        return rate
+        return parsed
 
 
-class DurationType(click.ParamType):
-    """``10s``, ``2m``, ``500ms`` → milliseconds."""
-
-    name = "duration"
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        from harness.units import parse_duration_ms
-
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_duration_ms(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class PercentType(click.ParamType):
-    """``5%``, ``2.5%`` → the fraction (0.05)."""
-
-    name = "percent"
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        from harness.units import parse_percent
-
-        if isinstance(value, float):
-            return value
-        try:
-            return parse_percent(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class SloType(click.ParamType):
-    """``p99<=10s`` → :class:`harness.scenario.Slo`."""
-
-    name = "slo"
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        from harness.scenario import parse_slo
-
-        try:
-            return parse_slo(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-RATE = RateType()
-DURATION = DurationType()
-PERCENT = PercentType()
-SLO = SloType()
+RATE = ParsedType("rate", "harness.units:parse_rate", positive=True)
+"""``50k``, ``1.5M``, ``2000`` events/s; refused when not finite or above ``harness.units.MAX_RATE``."""
+DURATION = ParsedType("duration", "harness.units:parse_duration_ms", ready=int)
+"""``10s``, ``2m``, ``500ms`` → milliseconds."""
+PERCENT = ParsedType("percent", "harness.units:parse_percent", ready=float)
+"""``5%``, ``2.5%`` → the fraction (0.05)."""
+SLO = ParsedType("slo", "harness.scenario:parse_slo")
+"""``p99<=10s`` → :class:`harness.scenario.Slo`."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

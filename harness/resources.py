@@ -5,6 +5,10 @@ so the list is asked for at every sample). A component's CPU is the sum of ``cpu
 (100 % = one core fully busy) and its memory the sum of their RSS. ``psutil``'s ``cpu_percent`` measures since
 the previous call on the same process object, so a process seen for the first time is primed and counted from
 its second sample on; the sampler keeps one ``psutil.Process`` per (pid, start time) for that.
+
+Beside the run's own components the sampler records :data:`OTHERS`: the machine's busy CPU (all cores, from
+``psutil.cpu_times``) minus the run's components, i.e. what processes outside the run took from the cores while it
+was measured. A run that shared the machine says so (:mod:`harness.verdicts`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 import psutil
+
+OTHERS = "other processes"
+"""Pseudo-component: CPU used on the machine by processes that are not part of the run (no memory figure)."""
 
 RESOURCE_COLUMNS = ("t_ms", "component", "cpu_percent", "rss_bytes", "processes")
 """resources.csv: ``t_ms`` epoch ms of the sample; ``cpu_percent`` summed over the component's processes
@@ -77,6 +84,8 @@ class ResourceSampler:
         self._thread: threading.Thread | None = None
         self.errors: dict[str, str] = {}
         """Last error per component (e.g. its process list could not be read)."""
+        self._host_busy: tuple[float, float] | None = None
+        """(wall clock s, busy CPU s of all cores) at the previous sample, for :data:`OTHERS`."""
 
     def start(self) -> None:
         self.sample_once()  # primes cpu_percent of every process already running
@@ -99,7 +108,7 @@ class ResourceSampler:
         """Take one sample of every component (the first sample of a process only primes its CPU counter)."""
         t_ms = int(self._clock() * 1000)
         seen: set[tuple[int, float]] = set()
-        rows = []
+        rows: list[tuple[int, str, float, int, int]] = []
         for component, list_processes in self.components.items():
             try:
                 processes = list_processes()
@@ -131,8 +140,23 @@ class ResourceSampler:
         for key in list(self._known):
             if key not in seen:
                 del self._known[key]
+        host = self._host_cpu_percent()
+        if host is not None:
+            ours = sum(row[2] for row in rows if row[2] == row[2])  # NaN (priming) rows left out
+            rows.append((t_ms, OTHERS, max(0.0, host - ours), 0, 0))
         with self._lock:
             self._rows.extend(rows)
+
+    def _host_cpu_percent(self) -> float | None:
+        """Busy CPU of the whole machine since the previous sample, % of one core (None at the first sample)."""
+        times = psutil.cpu_times()
+        # guest time is already inside user on Linux; steal is the hypervisor's, not this machine's processes'
+        busy = times.user + times.nice + times.system + getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0)
+        now = time.monotonic()
+        previous, self._host_busy = self._host_busy, (now, busy)
+        if previous is None or now <= previous[0]:
+            return None
+        return max(0.0, (busy - previous[1]) / (now - previous[0]) * 100.0)
 
     def frame(self) -> pd.DataFrame:
         """Every sample: columns :data:`RESOURCE_COLUMNS`. ``cpu_percent`` is NaN where no process of the

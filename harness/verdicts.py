@@ -8,11 +8,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.keepup import MAX_LATENCY_SLOPE
+from harness.resources import OTHERS
 from harness.results.model import GeneratorSummary, RepetitionSummary
 
 CATCHING_UP_RATIO = 1.05
 """Processed above this share of the achieved rate over the measured period: the engine was working off a backlog
 left from its start-up (a settled engine processes what arrives, ±1-2 % from micro-batch boundaries)."""
+
+SHARED_CPU_PERCENT = 25.0
+"""Mean CPU of processes outside the run (:data:`harness.resources.OTHERS`) over the measured period above which
+a repetition is said to have shared the machine, % of one core."""
 
 
 def invalid_reasons(
@@ -80,6 +85,13 @@ def repetition_warnings(summary: RepetitionSummary) -> list[str]:
         detail = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
         out.append(f"{bad} result records were not valid result records and were not judged"
                    + (f" ({detail})" if detail else ""))
+    others = summary.resources.get(OTHERS)
+    if others is not None and (others.cpu_mean_percent or 0) > SHARED_CPU_PERCENT:
+        out.append(
+            f"processes outside the run used {others.cpu_mean_percent / 100:.2f} cores on average (up to "
+            f"{(others.cpu_max_percent or 0) / 100:.2f}) during the measured period: the run shared the CPUs, "
+            "so its latency and rates may be worse than on a quiet machine"
+        )
     if summary.collector.get("error") and not summary.collector.get("failed"):
         out.append(f"collector: {summary.collector['error']}")
     return out

@@ -102,7 +102,7 @@ class CalibrationEngine(Engine):
             raise EngineError(f"{self.name}: start() called twice")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.spec_path.write_text(json.dumps(self.job_spec(), indent=2) + "\n")
-        env = {**os.environ, **self.context.extra_env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
         argv = [sys.executable, "-m", "harness.engines.jobs.python_count_job", "--spec", str(self.spec_path)]
         self._process = ManagedProcess(f"{self.name} job", argv, self.log_path, env=env, cwd=self.run_dir,
@@ -146,8 +146,8 @@ class CalibrationEngine(Engine):
         return {
             "output_mode": "append: each (window, user) once, when the window is final",
             "trigger": f"per record (consumed in batches of up to {BATCH:,}; windows close after each batch)",
-            "watermark": f"max event time over all partitions − {format_duration_ms(spec.watermark_delay_ms)}, "
-            "advanced after each consumed batch",
+            "watermark": "per partition, the smallest wins: min over partitions of the max event time read − "
+            f"{format_duration_ms(spec.watermark_delay_ms)}, advanced after each consumed batch",
             "late_events": "dropped for windows already final (watermark ≥ end)",
             "checkpointing": "off",
             "delivery": "exactly-once (transactions)" if self.read_committed else "at-least-once",

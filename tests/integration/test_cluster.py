@@ -44,6 +44,7 @@ def smoke_on(bootstrap: str, engine: dict[str, Any]) -> Any:
     data = copy.deepcopy(load_scenario(ROOT / "scenarios" / "smoke.yaml").dump())
     data["kafka"] = {"mode": "external", "bootstrap": bootstrap, "partitions": PARALLELISM}
     data["engines"] = [engine]
+    data["warmup"] = "10s"
     scenario = parse_scenario(data, source="smoke.yaml (cluster test)")
     return apply_overrides(scenario, duration=28_000, source="smoke.yaml (cluster test)")
 

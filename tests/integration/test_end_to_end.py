@@ -58,6 +58,7 @@ def test_smoke_scenario_both_engines_correct_with_positive_latency_and_report(tm
 def test_killed_engine_is_recorded_as_failed_and_the_next_engine_still_runs(tmp_path: Path) -> None:
     scenario = yaml.safe_load((ROOT / "scenarios" / "smoke.yaml").read_text())
     scenario["duration"] = "30s"
+    scenario["warmup"] = "10s"
     scenario["engines"] = [
         {"engine": "tests.integration.killed_engine:KilledSparkEngine", "label": "spark-killed"},
         "flink",

@@ -61,7 +61,7 @@ def test_overrides_are_validated_like_the_file(tmp_path: Path) -> None:
     done = bench("run", "scenarios/smoke.yaml", "--duration", "5s", "--out", str(out))
     assert done.returncode == 2
     assert done.stderr.splitlines()[0] == (
-        "scenarios/smoke.yaml (with command-line overrides): warmup: must be shorter than duration (5s) (got 10s)"
+        "scenarios/smoke.yaml (with command-line overrides): warmup: must be shorter than duration (5s) (got 15s)"
     )
     assert not out.exists()
 

@@ -27,19 +27,31 @@ def a_run(tmp_path: Path) -> Path:
     return run_dir
 
 
-@pytest.mark.parametrize(
-    ("damage", "message"),
-    [
-        (lambda p: p.write_text(p.read_text()[:200]), "damaged JSON at line"),
-        (lambda p: p.write_text(""), "empty (the run was probably cut short while writing it)"),
-        (lambda p: p.write_text("[1, 2]"), "expected a JSON object, found list"),
-        (lambda p: p.write_bytes(b"\xff\xfe\x00"), "cannot be read"),
-    ],
-    ids=["truncated", "empty", "not-an-object", "not-utf8"],
-)
+DAMAGES = {
+    "truncated": (lambda p: p.write_text(p.read_text()[:200]), "damaged JSON at line"),
+    "empty": (lambda p: p.write_text(""), "empty (the run was probably cut short while writing it)"),
+    "not-an-object": (lambda p: p.write_text("[1, 2]"), "expected a JSON object, found list"),
+    "not-utf8": (lambda p: p.write_bytes(b"\xff\xfe\x00"), "cannot be read"),
+}
+"""How a result file can be damaged, and the words its one-line error uses."""
+
+
+@pytest.mark.parametrize("kind", list(DAMAGES))
 @pytest.mark.parametrize("name", ["spark/rep-1/summary.json", "run.json"])
-def test_bench_report_and_compare_name_the_damaged_file_in_one_line(tmp_path: Path, name: str, damage, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_the_loader_names_the_damaged_file_and_what_is_wrong(tmp_path: Path, name: str, kind: str) -> None:
     run_dir = a_run(tmp_path)
+    damage, message = DAMAGES[kind]
+    damage(run_dir / name)
+    with pytest.raises(ResultError, match=re.escape(message)) as raised:
+        load_run(run_dir)
+    assert str(run_dir / name) in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("name", "kind"), [("spark/rep-1/summary.json", "truncated"), ("run.json", "empty")])
+def test_bench_report_and_compare_name_the_damaged_file_in_one_line(tmp_path: Path, name: str, kind: str) -> None:
+    """The CLI prints the loader's one line (any damage takes the same path: two are run as subprocesses)."""
+    run_dir = a_run(tmp_path)
+    damage, message = DAMAGES[kind]
     damage(run_dir / name)
     for args in (["report", str(run_dir)], ["compare", str(run_dir), str(run_dir)]):
         done = subprocess.run([str(BENCH), *args], capture_output=True, text=True, timeout=120)
@@ -47,8 +59,6 @@ def test_bench_report_and_compare_name_the_damaged_file_in_one_line(tmp_path: Pa
         assert "Traceback" not in done.stderr, done.stderr
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert any(str(run_dir / name) in line and message in line for line in lines), done.stderr
-    with pytest.raises(ResultError, match=re.escape(message)):
-        load_run(run_dir)
 
 
 def test_a_repetition_cut_short_is_incomplete_not_a_result(tmp_path: Path) -> None:

@@ -68,3 +68,23 @@ def test_an_engine_still_working_off_its_start_up_backlog_gets_a_warning() -> No
     [warning] = [w for w in verdicts.repetition_warnings(dataclasses.replace(summary, sustained=catching_up))
                  if "catching up" in w]
     assert "processed 131% of the achieved rate, latency falling 502 ms per s" in warning
+
+
+def test_a_repetition_that_shared_the_cpus_says_so() -> None:
+    import dataclasses
+
+    from tests.unit.test_results import make_result
+
+    from harness import verdicts
+    from harness.resources import OTHERS, ResourceStats
+
+    summary = make_result("spark").summary
+
+    def shared(mean: float) -> list[str]:
+        stats = ResourceStats(cpu_mean_percent=mean, cpu_max_percent=mean + 40, rss_max_bytes=None, samples=30)
+        with_others = dataclasses.replace(summary, resources={**summary.resources, OTHERS: stats})
+        return [w for w in verdicts.repetition_warnings(with_others) if "outside the run" in w]
+
+    assert shared(verdicts.SHARED_CPU_PERCENT - 1) == []
+    [warning] = shared(80.0)
+    assert "used 0.80 cores on average (up to 1.20)" in warning

@@ -100,6 +100,23 @@ def test_an_event_late_for_its_older_hopping_window_still_counts_in_the_newer_on
     assert second == []
 
 
+def test_the_watermark_is_held_back_by_the_partition_that_is_furthest_behind() -> None:
+    counter = WindowCounter(TUMBLING)
+    assert counter.process(["a", "b"], [3, 25], [0, 1]) == []  # partition 0 is at 3: watermark 1
+    assert counter.watermark == 1
+    # partition 1 ran ahead: its event at 9 would be late with one watermark over all partitions (25 - 2 = 23)
+    assert counter.process(["c"], [9], [0]) == []
+    closed = counter.process(["a"], [12], [0])  # partition 0 reaches 12: watermark 10
+    assert as_tuples(closed) == [(0, 10, {"a": 1, "c": 1})]
+    assert counter.late_dropped == 0
+
+
+def test_a_partition_that_has_delivered_nothing_does_not_hold_the_watermark_back() -> None:
+    counter = WindowCounter(TUMBLING)
+    closed = counter.process(["a", "a"], [1, 15], [2, 2])
+    assert as_tuples(closed) == [(0, 10, {"a": 1})]
+
+
 def test_flush_records_are_not_counted_but_move_the_watermark() -> None:
     counter = WindowCounter(TUMBLING)
     first, flushed = feed(counter, [("a", 4), (workload.FLUSH_USER, 6)], [(workload.FLUSH_USER, 100)])
@@ -155,13 +172,13 @@ def test_counts_equal_the_oracle_for_generated_disordered_events_with_late_ones(
 def test_parse_batch_reads_user_and_ts_of_generator_records() -> None:
     values = [b'{"user": "u00001", "action": "click", "ts": 17, "seq": 0, "pad": "xx"}',
               b'{"user": "u00002", "action": "click", "ts": 18, "seq": 1}']
-    assert parse_batch(values) == (["u00001", "u00002"], [17, 18], 0)
+    assert parse_batch(values) == (["u00001", "u00002"], [17, 18], None)
 
 
 def test_parse_batch_skips_bad_values_one_by_one() -> None:
     values = [b'{"user": "a", "ts": 1}', b"not json", b'{"user": "b"}',
               b'{"user": "c", "ts": 2},{"user": "d", "ts": 3}', b'{"user": "e", "ts": 4}']
-    assert parse_batch(values) == (["a", "e"], [1, 4], 3)
+    assert parse_batch(values) == (["a", "e"], [1, 4], [0, 4])
 
 
 # ------------------------------------------------------------------------------------------------ output
@@ -315,8 +332,9 @@ def test_token_bucket_allows_rate_per_second_in_bursts_of_at_most_burst() -> Non
 
 
 class FakeMessage:
-    def __init__(self, value: bytes) -> None:
+    def __init__(self, value: bytes, partition: int = 0) -> None:
         self._value = value
+        self._partition = partition
 
     def error(self) -> None:
         return None
@@ -324,12 +342,15 @@ class FakeMessage:
     def value(self) -> bytes:
         return self._value
 
+    def partition(self) -> int:
+        return self._partition
+
 
 class FakeConsumer:
     """Hands out the queued values as messages; ``taken`` records how many each poll+consume turn took."""
 
-    def __init__(self, values: list[bytes]) -> None:
-        self.queue = [FakeMessage(v) for v in values]
+    def __init__(self, values: list[bytes], partitions: list[int] | None = None) -> None:
+        self.queue = [FakeMessage(v, p) for v, p in zip(values, partitions or [0] * len(values))]
         self.taken: list[int] = []
 
     def poll(self, timeout: float) -> FakeMessage | None:
@@ -363,6 +384,15 @@ def test_job_step_counts_a_batch_writes_final_windows_and_a_metrics_sample() -> 
     assert sorted(producer.values()) == [encode_result("a", 0, 10, 1), encode_result("b", 0, 10, 1)]
     sample = json.loads(metrics.getvalue())
     assert (sample["rows"], sample["results"], sample["watermark_ms"]) == (3, 2, 11)
+
+
+def test_job_takes_event_time_per_partition_from_the_messages() -> None:
+    values = [event("a", 1), event("b", 30), event("a", 13)]
+    consumer, producer = FakeConsumer(values, partitions=[0, 1, 0]), FakeProducer()
+    job = CountJob(spec(), consumer, ResultWriter(producer, "out"), None)
+    job.step()
+    assert job.counter.watermark == 11  # partition 0 at 13, not partition 1 at 30
+    assert producer.values() == [encode_result("a", 0, 10, 1)]
 
 
 def test_job_step_under_capacity_takes_no_more_than_the_bucket_allows() -> None:

@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import psutil
 
-from harness.resources import ResourceSampler, process_tree, summarize, this_process
+from harness.resources import OTHERS, ResourceSampler, process_tree, summarize, this_process
 
 
 def test_first_sample_primes_cpu_then_sums_per_component() -> None:
@@ -37,7 +37,8 @@ def test_process_tree_and_vanished_processes() -> None:
         child.kill()
         child.wait()
         sampler.sample_once()  # the child is gone: sampled without error
-        assert sampler.frame()["processes"].tolist()[-1] >= 1
+        frame = sampler.frame()
+        assert frame[frame["component"] == "tree"]["processes"].tolist()[-1] >= 1
     finally:
         if child.poll() is None:
             child.kill()
@@ -81,3 +82,26 @@ def test_summary_over_the_measured_period() -> None:
         100.0, 150.0, 300
     )
     assert stats["broker"].cpu_mean_percent == 10.0 and stats["broker"].samples == 1
+
+
+def test_cpu_of_processes_outside_the_run_is_its_own_row() -> None:
+    """A busy process that belongs to no component shows up under OTHERS; the run's own CPU does not."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        sampler = ResourceSampler({"harness": this_process})
+        sampler.sample_once()
+        watched = psutil.Process(busy.pid)
+        watched.cpu_percent(None)
+        import time
+
+        time.sleep(1.0)
+        outside = watched.cpu_percent(None)
+        sampler.sample_once()
+    finally:
+        busy.kill()
+        busy.wait()
+    frame = sampler.frame()
+    others = frame[frame["component"] == OTHERS]
+    assert len(others) == 1 and others["rss_bytes"].tolist() == [0]  # none at the first sample, no memory figure
+    # the busy loop ran outside every component: at least most of what psutil saw it use is attributed to others
+    assert others["cpu_percent"].iloc[0] >= 0.8 * outside > 5

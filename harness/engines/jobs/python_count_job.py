@@ -12,9 +12,13 @@ How it realises the contract of :mod:`harness.workload`
     - Windows: :class:`~harness.workload.Windows`, epoch-aligned. Events are counted per (slide bucket, user):
       every event of the bucket ``[b, b + S)`` lies in the same windows, and a window's count is the sum of its
       W/S buckets when it becomes final.
-    - Watermark: **one watermark over all partitions** (as Spark's): largest ``ts`` consumed − D, advanced after
-      each consumed batch (a batch is counted against the watermark as it stood before the batch, as Spark's
-      micro-batches are). The end-of-run records reach every partition, so one watermark closes every window.
+    - Watermark: **per partition, the smallest wins** (as Flink's): the smallest, over the input partitions that
+      have delivered a record, of the largest ``ts`` read from each, − D; advanced after each consumed batch (a
+      batch is counted against the watermark as it stood before it, as Spark's micro-batches are). Not Spark's
+      one watermark over all partitions: a job that falls behind reads its backlog partition by partition, and
+      with the largest ``ts`` of any partition the others' events turned late (46,676 events dropped in an 80k/s
+      run that lagged 24 s); with the smallest, falling behind shows as latency only. The end-of-run records
+      reach every partition, so the last windows close too.
     - A window is final when ``watermark >= end``; its (window, user) counts are then written once (append).
       An event is counted in those of its windows that are not final yet; an event all of whose windows are
       final is dropped (late).
@@ -88,7 +92,7 @@ class FinalWindow:
 
 
 class WindowCounter:
-    """The counting state of the job: counts per (slide bucket, user), one watermark, final windows out.
+    """The counting state of the job: counts per (slide bucket, user), the watermark, final windows out.
 
     :meth:`process` is called once per consumed batch. Pure (no Kafka, no clock): unit tested on hand-made events.
     """
@@ -96,7 +100,10 @@ class WindowCounter:
     def __init__(self, windows: Windows) -> None:
         self.windows = windows
         self.watermark: int | None = None
-        """Largest event time seen − D, epoch ms; None before the first event."""
+        """The smallest over partitions of the largest event time read from each, − D (epoch ms); None before
+        the first event."""
+        self._newest: dict[int, int] = {}
+        """Largest event time read from each partition that delivered a record."""
         self.late_dropped = 0
         """Events dropped because every window they belong to was final when they arrived."""
         self._buckets: dict[int, Counter[str]] = {}
@@ -104,13 +111,20 @@ class WindowCounter:
         """Starts of windows that hold counts and are not final yet (a heap: the oldest closes first)."""
         self._pending_set: set[int] = set()
 
-    def process(self, users: list[str], ts: list[int]) -> list[FinalWindow]:
-        """Count one batch (parallel lists) against the current watermark, then advance the watermark to the
-        batch's largest ``ts`` − D and return the windows that became final, oldest first."""
+    def process(self, users: list[str], ts: list[int], partitions: list[int] | None = None) -> list[FinalWindow]:
+        """Count one batch (parallel lists; ``partitions`` None: all from one partition) against the current
+        watermark, then advance the watermark and return the windows that became final, oldest first."""
         if not ts:
             return []
         self.add(users, ts)
-        return self.advance(max(ts))
+        newest = self._newest
+        if partitions is None:
+            newest[0] = max(newest.get(0, ts[0]), max(ts))
+        else:
+            for partition, stamp in zip(partitions, ts):
+                if stamp > newest.get(partition, stamp - 1):
+                    newest[partition] = stamp
+        return self.advance(min(newest.values()))
 
     def add(self, users: list[str], ts: list[int]) -> None:
         """Count events without moving the watermark; flush records and late events are left out."""
@@ -135,9 +149,9 @@ class WindowCounter:
         for bucket in set(buckets):
             self._bucket(bucket).update([u for u, b in zip(users, buckets) if b == bucket])
 
-    def advance(self, max_ts: int) -> list[FinalWindow]:
-        """Raise the watermark to ``max_ts − D`` (it never goes back) and pop the windows now final."""
-        mark = max_ts - self.windows.watermark_delay_ms
+    def advance(self, event_time: int) -> list[FinalWindow]:
+        """Raise the watermark to ``event_time − D`` (it never goes back) and pop the windows now final."""
+        mark = event_time - self.windows.watermark_delay_ms
         if self.watermark is not None and mark <= self.watermark:
             return []
         self.watermark = mark
@@ -183,17 +197,19 @@ class WindowCounter:
         return dict(total)
 
 
-def parse_batch(values: list[bytes]) -> tuple[list[str], list[int], int]:
-    """``(users, ts, bad)`` of a batch of input record values; ``bad`` counts values that are not an event."""
+def parse_batch(values: list[bytes]) -> tuple[list[str], list[int], list[int] | None]:
+    """``(users, ts, kept)`` of a batch of input record values: ``kept`` is None when every value was an event,
+    else the indexes of those that were (the others are skipped)."""
     try:
         rows = json.loads(b"[" + b",".join(values) + b"]")
         if len(rows) == len(values):
-            return [row["user"] for row in rows], [row["ts"] for row in rows], 0
+            return [row["user"] for row in rows], [row["ts"] for row in rows], None
     except (ValueError, KeyError, TypeError):
         pass
     users: list[str] = []
     ts: list[int] = []
-    for value in values:
+    kept: list[int] = []
+    for index, value in enumerate(values):
         try:
             row = json.loads(value)
             user, stamp = row["user"], row["ts"]
@@ -202,7 +218,8 @@ def parse_batch(values: list[bytes]) -> tuple[list[str], list[int], int]:
         if isinstance(user, str) and isinstance(stamp, int):
             users.append(user)
             ts.append(stamp)
-    return users, ts, len(values) - len(users)
+            kept.append(index)
+    return users, ts, kept
 
 
 # ------------------------------------------------------------------------------------------------ output
@@ -421,14 +438,16 @@ class CountJob:
                 self.writer.pump()
                 return
         messages = self._take(want)
-        values = [m.value() for m in messages if m.error() is None and m.value() is not None]
         if self.bucket is not None:
             self.bucket.take(len(messages))
-        if values:
-            self.rows += len(values)
-            users, ts, bad = parse_batch(values)
-            self.bad_input += bad
-            final = self.counter.process(users, ts)
+        records = [m for m in messages if m.error() is None and m.value() is not None]
+        if records:
+            self.rows += len(records)
+            users, ts, kept = parse_batch([m.value() for m in records])
+            if kept is not None:
+                self.bad_input += len(records) - len(kept)
+                records = [records[i] for i in kept]
+            final = self.counter.process(users, ts, [m.partition() for m in records])
             if final:
                 self.writer.submit(final, int(time.time() * 1000))
         self.writer.pump()
