@@ -19,9 +19,9 @@ The figures per fault come from the judged pairs (:func:`fault_figures`, pure):
 - **results gap** (the observed downtime): last result record visible before the fault → first one visible after;
 - **recovery**: from the fault until the first window (ending after the fault) whose median result latency is back
   within :data:`RECOVERY_TOLERANCE` of the baseline, the median of the per-window medians of the measured windows
-  that ended and were answered before the fault (all earlier windows if none was measured yet) — measured to that window's end +
-  its median latency, i.e. when its results were typically visible;
-- **peak latency**: the largest result latency of a pair whose window ends in the fault's span;
+  that ended and were answered before the fault (all earlier windows if none was measured yet) — measured to
+  that window's end + its median latency, i.e. when its results were typically visible;
+- **peak latency**: the largest result latency of a pair whose window ends in the fault's span, after the fault;
 - **missing, wrong, duplicated pairs and duplicate records** among windows ending in
   ``[fault − window size, recovery end + window size]`` (to the end of the run if latency never recovered).
 """

@@ -144,9 +144,9 @@ def test_calibration_killed_and_restarted_is_counted_around_the_fault(tmp_path: 
     answers windows again (duplicates). Its watermark is the smallest over the partitions *that have delivered a
     record*: the first partition read after the restart delivers its whole backlog before the other delivers any,
     so the other's events are late and dropped, and the windows open at the kill lose them (measured after the
-    per-partition watermark came in: 48 pairs missing in the window of the kill, 52 answered twice). What is asserted is what a
-    restart without checkpoint must show: problems around the fault, counted there and in the whole run, and
-    the report saying the answers fell short."""
+    per-partition watermark came in: 48 pairs missing in the window of the kill, 52 answered twice). Asserted:
+    what a restart without checkpoint must show — problems around the fault, counted there and in the whole
+    run — and the report's verdict matching the counts."""
     run_dir = run(tmp_path, ["calibration"], [KILL], drain_timeout="8s")  # missing pairs never come
     result = summary(run_dir, "calibration")
     correctness = result["correctness"]

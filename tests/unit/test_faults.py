@@ -162,8 +162,8 @@ def test_injector_kills_waits_the_downtime_restarts_and_records_times() -> None:
 
 def test_a_failed_restart_is_recorded_and_makes_the_next_check_raise() -> None:
     engine = FakeEngine(restart_fails=True)
-    injector = FaultInjector([Fault(at="0s", kind="kill-engine", downtime="50ms")], engine, kafka=None,  # type: ignore[arg-type]
-                             restart_timeout_s=5)
+    faults = [Fault(at="0s", kind="kill-engine", downtime="50ms")]
+    injector = FaultInjector(faults, engine, kafka=None, restart_timeout_s=5)  # type: ignore[arg-type]
     injector.start(time.time_ns() // 1_000_000)
     time.sleep(1.0)  # the fault is injected and its restart fails
     injector.stop(timeout_s=5)
