@@ -21,7 +21,8 @@ The figures per fault come from the judged pairs (:func:`fault_figures`, pure):
   within :data:`RECOVERY_TOLERANCE` of the baseline, the median of the per-window medians of the measured windows
   that ended and were answered before the fault (all earlier windows if none was measured yet) — measured to
   that window's end + its median latency, i.e. when its results were typically visible;
-- **peak latency**: the largest result latency of a pair whose window ends in the fault's span, after the fault;
+- **peak latency**: the largest result latency of a pair whose window ends in the fault's span (which starts one
+  window before the fault: the window in progress when it struck is often the slowest);
 - **missing, wrong, duplicated pairs and duplicate records** among windows ending in
   ``[fault − window size, recovery end + window size]`` (to the end of the run if latency never recovered).
 """
@@ -243,7 +244,7 @@ def fault_figures(pairs: pd.DataFrame, visible: np.ndarray, fault_ms: int, *, wi
     span_from = fault_ms - window_size_ms
     span_to = fault_ms + recovery_ms + window_size_ms if recovery_ms is not None else last_end
     span = pairs[(pairs["window_end"] >= span_from) & (pairs["window_end"] <= span_to)]
-    peak = span.loc[span["window_end"] >= fault_ms, "result_latency_ms"].max()
+    peak = span["result_latency_ms"].max()  # the window in progress at the fault is often the slowest
     duplicated = span["final_records"] > 1
     return FaultFigures(
         results_gap_ms=results_gap_ms(visible, fault_ms),

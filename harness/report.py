@@ -359,11 +359,11 @@ def _faults_section(run: RunData) -> list[str]:
         "",
         "Per injected fault: *back after* = kill (or broker stop) → engine ready again (or broker answering); "
         "*results gap* = last result visible before the fault → first after; *recovery* = fault → results of the "
-        "first window whose median latency is back within 10 % of the pre-fault median (*baseline*); *peak* = the "
-        "largest result latency of a window ending after the fault. *Around the fault* counts the pairs of windows "
-        "ending from one window before the fault to one window after recovery (to the end of the run if latency "
-        "never recovered); *whole run* counts every window. Counts are missing / duplicated pairs (extra records) "
-        "/ wrong; *observed* is read from the whole run.",
+        "first window whose median latency is back within 10 % of the pre-fault median (*baseline*, over measured "
+        "windows answered before the fault). The fault's windows are those ending from one window before it to "
+        "one window after recovery (to the end of the run if latency never recovered): *peak* is the largest "
+        "result latency among them, *around the fault* counts their pairs, *whole run* counts every window's. "
+        "Counts are missing / duplicated pairs (extra records) / wrong; *observed* is read from the whole run.",
         "",
     ]
     header = ["rep", "fault", "at", "back after", "results gap", "recovery", "baseline latency", "peak latency",

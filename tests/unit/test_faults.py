@@ -100,6 +100,14 @@ def test_fault_figures_count_problems_in_the_faults_span_only() -> None:
     assert figures.results_gap_ms == 13_000 + 215 - (9_000 + 200)
 
 
+def test_peak_latency_includes_the_window_in_progress_at_the_fault() -> None:
+    rows = [(7_000, 200, "exact", 1), (8_000, 200, "exact", 1), (9_500, 9_000, "exact", 1),
+            (11_000, 8_000, "exact", 1), (12_000, 210, "exact", 1)]
+    frame = pairs_frame(rows)
+    figures = fault_figures(frame, frame["visible_ms"].to_numpy(), FAULT, window_size_ms=W)
+    assert figures.peak_latency_ms == 9_000  # ended 0.5 s before the fault, answered 8.5 s after it
+
+
 def test_fault_figures_span_reaches_the_end_when_latency_never_recovers() -> None:
     rows = [(6_000, 200, "exact", 1), (11_000, 900, "wrong", 1), (40_000, 900, "exact", 2)]
     frame = pairs_frame(rows)
