@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 DPI = 100
+SPAN_LANE = 0.025
+"""Height of one span lane (see :attr:`Span.lane`), as a fraction of the panel."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class Span:
     end: float | None = None
     color: str = "red"
     """Of the line and the shade (e.g. the colour of the engine whose fault it is)."""
+    lane: int = 0
+    """Spans of several series overlap: each also gets a solid bar in its own lane along the top of the panel
+    (lane 0 topmost), so where each one ends stays readable."""
 
 
 @dataclass(frozen=True)
@@ -149,8 +154,10 @@ def _draw_spans(ax: Any, spans: Sequence[Span]) -> None:
     right = ax.get_xlim()[1]
     for span in spans:
         ax.axvline(span.start, color=span.color, linewidth=1.5, alpha=0.8)
-        end = span.end if span.end is not None else right
-        ax.axvspan(span.start, max(end, span.start), color=span.color, alpha=0.12, linewidth=0)
+        end = max(span.end if span.end is not None else right, span.start)
+        ax.axvspan(span.start, end, color=span.color, alpha=0.07, linewidth=0)
+        top = 1.0 - SPAN_LANE * span.lane
+        ax.axvspan(span.start, end, ymin=top - SPAN_LANE, ymax=top, color=span.color, alpha=0.8, linewidth=0)
     ax.set_xlim(right=max(right, *(s.end or right for s in spans)))
 
 

@@ -628,7 +628,7 @@ def _latency_time_chart(run: RunData) -> charts.Chart:
                                       ylabel="result latency (ms)", title=title, spans=spans)])
 
 
-FAULT_SPAN_NOTE = "\nline: fault injected; shaded: until latency recovered (engine's colour)"
+FAULT_SPAN_NOTE = "\nline: fault injected; shaded, and a bar per engine on top: until latency recovered"
 """Added to the title of a plot with fault spans (spans are not in the legend)."""
 
 
@@ -647,7 +647,7 @@ def _fault_spans(run: RunData) -> list[charts.Span]:
                 continue
             at = (fault["injected_at_ms"] - summary.timeline.load_start_ms) / 1000
             recovery = fault.get("recovery_ms")
-            spans.append(charts.Span(at, None if recovery is None else at + recovery / 1000, color=f"C{i}"))
+            spans.append(charts.Span(at, None if recovery is None else at + recovery / 1000, color=f"C{i}", lane=i))
     return spans
 
 

@@ -184,8 +184,8 @@ def test_faults_section_puts_each_faults_figures_beside_the_claimed_guarantee(tm
 
     run = load_run(run_dir)
     at = [(1_000_000 - run.engines[e][0].summary.timeline.load_start_ms) / 1000 for e in cases]
-    assert [(s.start, s.end, s.color) for s in _fault_spans(run)] == [
-        (at[0], at[0] + 31.25, "C0"), (at[1], None, "C1"), (at[2], None, "C2")]  # not recovered: open to the edge
+    assert [(s.start, s.end, s.color, s.lane) for s in _fault_spans(run)] == [
+        (at[0], at[0] + 31.25, "C0", 0), (at[1], None, "C1", 1), (at[2], None, "C2", 2)]  # not recovered: open
 
 
 def test_fault_spans_are_drawn_shaded_without_a_legend_entry() -> None:
@@ -194,8 +194,8 @@ def test_fault_spans_are_drawn_shaded_without_a_legend_entry() -> None:
     figure = charts.draw(charts.Chart([panel]))
     assert figure is not None
     ax = figure.axes[0]
-    shades = [p.get_x() for p in ax.patches]
-    assert sorted(round(x, 3) for x in shades) == [5.0, 25.0]
+    shades = [p.get_x() for p in ax.patches]  # a full-height shade and a bar in the span's lane each
+    assert sorted(round(x, 3) for x in shades) == [5.0, 5.0, 25.0, 25.0]
     assert ax.get_xlim()[1] >= 30 and [text for text, _ in charts.legend_entries(figure)] == ["engine"]
 
 
