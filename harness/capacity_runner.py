@@ -40,6 +40,8 @@ class EngineSearch:
     wall_s: float
     """Wall time of the whole search, engine and broker start-ups included, s."""
     calibration: bool = False
+    search: int = 1
+    """Which of the engine's ``capacity.repetitions`` searches this is, from 1."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ class CapacityOutcome:
 # ------------------------------------------------------------------------------------------------- scenario
 def with_capacity_overrides(scenario: Scenario, *, source: str = "<scenario>", **overrides: Any) -> Scenario:
     """The scenario with its ``capacity`` block (defaults when it has none) changed by the command line —
-    ``start``, ``max``, ``precision``, ``slo``, ``calibrate``, ``trial_duration``, ``trial_warmup``; None leaves a value —
+    ``start``, ``max``, ``precision``, ``slo``, ``repetitions``, ``calibrate``, ``trial_duration``, ``trial_warmup``;
+    None leaves a value —
     and validated again, so ``--trial-duration 5s`` is refused like ``trial: {duration: 5s}`` in the file."""
     data: dict[str, Any] = copy.deepcopy(scenario.dump())
     block = data.get("capacity") or CapacityConfig().model_dump(mode="json")
@@ -64,6 +67,8 @@ def with_capacity_overrides(scenario: Scenario, *, source: str = "<scenario>", *
         value = overrides.get(key)
         if value is not None:
             block[key] = format_percent(value) if key == "precision" else str(value) if key == "slo" else value
+    if overrides.get("repetitions") is not None:
+        block["repetitions"] = overrides["repetitions"]
     if overrides.get("calibrate") is not None:
         block["calibrate"] = bool(overrides["calibrate"])
     for key in ("duration", "warmup"):
@@ -105,10 +110,13 @@ class _Trials:
     """The trial function of one engine's search: runs and judges each rate, and keeps every record so an
     interrupted search still reports what it measured."""
 
-    def __init__(self, scenario: Scenario, engine: str, trials_dir: Path, display: ProgressDisplay) -> None:
+    def __init__(self, scenario: Scenario, engine: str, trials_dir: Path, display: ProgressDisplay,
+                 name_suffix: str = "") -> None:
         self.scenario = scenario
         self.engine = engine
         self.trials_dir = trials_dir
+        self.name_suffix = name_suffix
+        """Appended to every trial directory's name (``-s2`` for an engine's second search)."""
         self.display = display
         self.records: list[TrialRecord] = []
 
@@ -127,7 +135,7 @@ class _Trials:
 
     def _attempt(self, rate: float, suffix: str) -> TrialOutcome:
         one = trial_scenario(self.scenario, self.engine, rate)
-        run_dir = self.trials_dir / f"{one.engines[0].name}-{rate:.0f}{suffix}"
+        run_dir = self.trials_dir / f"{one.engines[0].name}-{rate:.0f}{self.name_suffix}{suffix}"
         self.display.message(f"[capacity] {self.engine}: trial at {rate:,.0f}/s -> {run_dir}")
         outcome = _run(one, run_dir, self.display)
         if outcome is None:
@@ -159,15 +167,14 @@ def _run(scenario: Scenario, run_dir: Path, display: ProgressDisplay) -> TrialOu
 # ---------------------------------------------------------------------------------------------------- search
 def run_capacity(scenario: Scenario, out: Path, *, engines: list[str] | None = None,
                  display: ProgressDisplay | None = None) -> CapacityOutcome:
-    """Search every engine in turn (the calibration engine first when asked), write ``capacity.json``,
-    ``capacity.md`` and ``capacity.png`` into ``out/<UTC stamp>-capacity-<scenario>/`` and return what was found.
-    Ctrl-C ends the current search; what was measured is written and the outcome is ``interrupted``."""
+    """Search every engine (the calibration engine first when asked) ``capacity.repetitions`` times, in rounds
+    like the repetitions of ``bench run`` (round 1: every engine once, then round 2 …), so slow drift of the
+    machine spreads over all engines; write ``capacity.json``, ``capacity.md`` and ``capacity.png`` into
+    ``out/<UTC stamp>-capacity-<scenario>/`` and return what was found. Ctrl-C ends the current search; what was
+    measured is written and the outcome is ``interrupted``."""
     from harness.capacity_report import write_capacity_outputs
 
     config = scenario.capacity or CapacityConfig()
-    if config.repetitions != 1:
-        raise HarnessError(f"capacity.repetitions: bench capacity runs one search per engine so far (no confidence "
-                           f"interval yet); set it to 1 (got {config.repetitions})")
     names = engines_to_search(scenario, engines)
     for name in names:
         trial_scenario(scenario, name, config.start)  # every engine's trial is valid before anything starts
@@ -176,17 +183,13 @@ def run_capacity(scenario: Scenario, out: Path, *, engines: list[str] | None = N
     started = dt.datetime.now(dt.timezone.utc)
     searches: list[EngineSearch] = []
     status = "complete"
-    for name in names:
-        trials = _Trials(scenario, name, out_dir / "trials", display)
-        t0 = time.monotonic()
-        try:
-            result = search(trials, start=config.start, max=config.max, precision=config.precision,
-                            growth=config.growth)
-        except KeyboardInterrupt:
-            status = "interrupted"
-            result = _interrupted(trials.records)
-        searches.append(EngineSearch(name, result, time.monotonic() - t0, calibration=name == CALIBRATION))
-        display.message(f"[capacity] {name}: {_summary_line(result)} ({time.monotonic() - t0:,.0f} s)")
+    for number in range(1, config.repetitions + 1):
+        for name in names:
+            found = _search_once(scenario, name, number, out_dir / "trials", display)
+            searches.append(found)
+            if found.result.ended_by == INTERRUPTED:
+                status = "interrupted"
+                break
         if status == "interrupted":
             break
     outcome = CapacityOutcome(out_dir, config, searches, status)
@@ -194,12 +197,30 @@ def run_capacity(scenario: Scenario, out: Path, *, engines: list[str] | None = N
     return outcome
 
 
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before the search ended"
+
+
+def _search_once(scenario: Scenario, name: str, number: int, trials_dir: Path,
+                 display: ProgressDisplay) -> EngineSearch:
+    """The ``number``-th search of engine ``name``; its trial directories are ``<engine>-<rate>`` for the first
+    search and ``<engine>-<rate>-s<number>`` for the others. An interrupted search ends with :data:`INTERRUPTED`."""
+    config = scenario.capacity or CapacityConfig()
+    trials = _Trials(scenario, name, trials_dir, display, "" if number == 1 else f"-s{number}")
+    t0 = time.monotonic()
+    try:
+        result = search(trials, start=config.start, max=config.max, precision=config.precision, growth=config.growth)
+    except KeyboardInterrupt:
+        result = _interrupted(trials.records)
+    of = f" (search {number} of {config.repetitions})" if config.repetitions > 1 else ""
+    display.message(f"[capacity] {name}{of}: {_summary_line(result)} ({time.monotonic() - t0:,.0f} s)")
+    return EngineSearch(name, result, time.monotonic() - t0, calibration=name == CALIBRATION, search=number)
+
+
 def _interrupted(records: list[TrialRecord]) -> SearchResult:
     passed = [r.rate for r in records if r.verdict == "pass"]
     best = max(passed) if passed else None
     above = [r.rate for r in records if r.verdict == "fail" and (best is None or r.rate > best)]
-    return SearchResult(best, (best, min(above) if above else None), list(records),
-                        "interrupted (Ctrl-C or SIGTERM) before the search ended")
+    return SearchResult(best, (best, min(above) if above else None), list(records), INTERRUPTED)
 
 
 def _summary_line(result: SearchResult) -> str:

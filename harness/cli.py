@@ -116,33 +116,47 @@ def run(scenario_file: Path, engine_names: str | None, repetitions: int | None, 
 @click.option("--slo", type=SLO, default=None, help="Override capacity.slo, e.g. p99<=10s.")
 @click.option("--trial-duration", type=DURATION, default=None,
               help="Override capacity.trial.duration (warm-up included), e.g. 30s.")
+@click.option("--repetitions", type=click.IntRange(min=1, max=100), default=None,
+              help="Override capacity.repetitions: searches per engine; with 2 or more the capacity is their mean "
+                   "with a 95 % confidence interval.")
 @click.option("--no-calibrate", is_flag=True, help="Do not search the calibration engine first.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Directory under which the capacity directory is created.")
 def capacity(scenario_file: Path, engine_names: str | None, start: float | None, max_rate: float | None,
-             precision: float | None, slo: object, trial_duration: int | None, no_calibrate: bool,
-             out: Path) -> None:
+             precision: float | None, slo: object, trial_duration: int | None, repetitions: int | None,
+             no_calibrate: bool, out: Path) -> None:
     """Find each engine's sustainable throughput on SCENARIO_FILE's workload: constant-rate trials growing from
     capacity.start until one fails, then bisection until the bracket is within capacity.precision.
 
     A trial passes when the generator drove the load, the engine kept up, every pair was exact and the SLO (if
     any) held; a trial the generator could not drive ends the search as "bounded by the load path". Results go to
     OUT/<UTC timestamp>-capacity-<scenario>/: capacity.json, capacity.md, capacity.png and trials/<engine>-<rate>/
-    (each a normal run directory). Exit code 0 when every search ended, 130 when interrupted.
+    (each a normal run directory; -s2, -s3 … for the further searches of --repetitions). `bench report` renders the
+    directory, `bench compare` compares two. Exit code 0 when every search ended, 130 when interrupted.
     """
     from harness.capacity_runner import run_capacity, with_capacity_overrides
     from harness.scenario import load_scenario
 
     scenario = with_capacity_overrides(
         load_scenario(scenario_file), start=start, max=max_rate, precision=precision, slo=slo,
-        trial_duration=trial_duration, calibrate=False if no_calibrate else None, source=str(scenario_file),
+        trial_duration=trial_duration, repetitions=repetitions, calibrate=False if no_calibrate else None,
+        source=str(scenario_file),
     )
     names = [name.strip() for name in engine_names.split(",") if name.strip()] if engine_names else None
     outcome = run_capacity(scenario, out, engines=names)
+    several = outcome.config.repetitions > 1
     for found in outcome.searches:
         result = found.result
         value = "no passing rate" if result.capacity is None else f"{result.capacity:,.0f}/s"
-        click.echo(f"{found.engine}: {value} ({len(result.trials)} trials, {found.wall_s:,.0f} s) - {result.ended_by}")
+        which = f"{found.engine} search {found.search}" if several else found.engine
+        click.echo(f"{which}: {value} ({len(result.trials)} trials, {found.wall_s:,.0f} s) - {result.ended_by}")
+    if several:
+        from harness.capacity_results import load_capacity
+
+        for engine, entry in load_capacity(outcome.out_dir)["engines"].items():
+            mean, ci = entry["capacity"], entry["capacity_ci"]
+            click.echo(f"{engine}: " + ("no passing rate" if mean is None else f"{mean:,.0f}/s"
+                                        + ("" if ci is None else f" ± {ci:,.0f}/s (95 % CI)")))
     click.echo(f"{outcome.status}: {outcome.out_dir}")
     if outcome.status == "interrupted":
         sys.exit(130)
@@ -155,7 +169,11 @@ def capacity(scenario_file: Path, engine_names: str | None, start: float | None,
 @click.option("--preface", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Markdown put before the reports (with --to), e.g. the reading of the results.")
 def report(run_dirs: tuple[Path, ...], to: Path | None, preface: Path | None) -> None:
-    """Write the report (markdown + PNG plots) of RUN_DIR, or of several runs into one file with --to."""
+    """Write the report (markdown + PNG plots) of RUN_DIR, or of several runs into one file with --to.
+
+    A `bench capacity` directory (it holds capacity.json) is rendered as its capacity tables and plots, alone or
+    among runs: `bench report RUN... CAPACITY_DIR --to REPORT.md --preface reading.md`.
+    """
     from harness.errors import HarnessError
     from harness.report import write_combined_report, write_report
 
@@ -179,7 +197,19 @@ Exit codes with --fail-on-regression (first that applies, in this order):
   4  no baseline left (--skip-incomparable-baselines left out every one)
   3  cannot judge: a compared figure has < 2 usable repetitions on a side
   0  no regression
-Without --fail-on-regression: 0 (report only), or 2.""")
+Without --fail-on-regression: 0 (report only), or 2.
+
+\b
+Two capacity directories (bench capacity; A B, one baseline): per engine
+the capacity A vs B, the change, and whether their ranges (the bracket; the
+95 % CI with --repetitions) overlap: overlapping = no detectable change.
+  2  usage error, or a capacity directory mixed with a run directory
+  1  B's capacity lower by more than PCT and the ranges apart; or not
+     comparable: an engine of A without capacity in B, B interrupted,
+     other workload/trial/SLO settings, other environment (without
+     --allow-env-change)
+  3  cannot judge: A found no capacity for an engine
+  0  no regression""")
 @click.argument("baselines", metavar="BASELINE...", nargs=-1, required=True,
                 type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.argument("candidate", type=click.Path(file_okay=False, exists=True, path_type=Path))
@@ -195,12 +225,19 @@ def compare(baselines: tuple[Path, ...], candidate: Path, pct: float | None, all
             skip_incomparable: bool) -> None:
     """Compare CANDIDATE with the BASELINE run(s): each engine's figures side by side, the change, the smallest
     change detectable with these repetitions, and a verdict. Several BASELINE runs are pooled into one sample.
+    Two `bench capacity` directories are compared by their capacities (below).
 
     Example: `bench compare results/A results/B --fail-on-regression 10`.
     """
+    from harness.capacity_compare import capacity_kind, compare_capacity, render_capacity_comparison
     from harness.compare import compare as compare_runs
     from harness.compare import render
 
+    if capacity_kind([*baselines, candidate]):
+        capacities = compare_capacity(list(baselines), candidate, pct, allow_env_change=allow_env_change,
+                                      skip_incomparable=skip_incomparable)
+        click.echo(render_capacity_comparison(capacities), nl=False)
+        sys.exit(capacities.exit_code)
     comparison = compare_runs(list(baselines), candidate, pct, allow_env_change=allow_env_change,
                               skip_incomparable=skip_incomparable)
     click.echo(render(comparison), nl=False)

@@ -467,7 +467,10 @@ class LiveCollector:
         newest = int(chunk["append_ms"].max())
         self._last_append_ms = newest if self._last_append_ms is None else max(newest, self._last_append_ms)
         visible = visible_ms(chunk["append_ms"], chunk["receive_ms"], read_committed=self.read_committed)
-        self._remember((visible - chunk["window_end"])[~flush].astype(np.float64))
+        latency = (visible - chunk["window_end"])[~flush].astype(np.float64)
+        # a window answered before its end was closed by the end-of-run records (or written early in update mode):
+        # not a latency of the live run (the final figures count those apart, as negative)
+        self._remember(latency[latency >= 0])
 
     def _count_bad(self, bad: list[tuple[int, str, bytes | None, int, int]]) -> None:
         """Count bad records (index in the batch, kind, value, partition, offset) by kind and keep the first

@@ -1,6 +1,6 @@
 """`bench capacity` end to end with the real broker, generator and collector: the known-truth engine throttled to
-C events/s is found within ±5 % of C at 5 % precision, every trial is a normal run directory, and the files of
-the search are written."""
+C events/s is found within ±5 % of C at 5 % precision, every trial is a normal run directory, the files of the
+search are written, and `bench report` / `bench compare` read the directory."""
 
 from __future__ import annotations
 
@@ -49,16 +49,23 @@ def test_the_throttled_engine_is_found_within_5_percent_of_its_known_capacity(tm
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     [out_dir] = (tmp_path / "out").iterdir()
     found = json.loads((out_dir / "capacity.json").read_text())["engines"]["capped"]
-    low, high = found["bracket"]
-    assert found["capacity"] == low and high is not None and (high - low) / low <= 0.05, found["ended_by"]
+    [search] = found["searches"]  # capacity.repetitions 1: one search
+    low, high = search["bracket"]
+    assert found["capacity"] == low and high is not None and (high - low) / low <= 0.05, search["ended_by"]
     assert abs(found["capacity"] - CAPACITY) / CAPACITY <= 0.05, found
-    assert found["ended_by"].startswith("precision reached") and found["load_path_bound"] is None
-    verdicts = {t["rate"]: t["verdict"] for t in found["trials"]}
+    assert search["ended_by"].startswith("precision reached") and search["load_path_bound"] is None
+    verdicts = {t["rate"]: t["verdict"] for t in search["trials"]}
     assert verdicts[2000] == "pass" and verdicts[4000] == "fail"
     assert all(v in ("pass", "fail") for v in verdicts.values())  # the generator drove every rate
-    for t in found["trials"]:  # every trial is a normal run directory, judged from its summary
+    for t in search["trials"]:  # every trial is a normal run directory, judged from its summary
         [rep] = load_run(out_dir / t["run_dir"]).engines["capped"]
         assert rep.summary.throughput.target_rate == t["rate"]
         assert (t["verdict"] == "pass") == (rep.summary.sustained.sustained is True)
     assert "| sustainable throughput |" in (out_dir / "capacity.md").read_text()
     assert (out_dir / "capacity.png").stat().st_size > 10_000
+    # the stored directory is what `bench report` and `bench compare` read (no further trial runs)
+    report = subprocess.run([str(BENCH), "report", str(out_dir)], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert report.returncode == 0 and "| sustainable throughput |" in (out_dir / "report.md").read_text(), report.stderr
+    same = subprocess.run([str(BENCH), "compare", str(out_dir), str(out_dir), "--fail-on-regression", "5"], cwd=ROOT,
+                          capture_output=True, text=True, env=env)
+    assert same.returncode == 0 and "no detectable change" in same.stdout, same.stdout + same.stderr

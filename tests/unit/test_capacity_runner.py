@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.capacity import SearchResult, TrialRecord
-from harness.capacity_report import capacity_json, capacity_markdown, plot_capacity
+from harness.capacity_report import capacity_json, plot_capacity, render_capacity
 from harness.capacity_runner import (
     CapacityOutcome,
     EngineSearch,
@@ -105,37 +105,51 @@ def outcome(tmp_path: Path) -> CapacityOutcome:
         "complete")
 
 
+def stored(tmp_path: Path) -> dict:
+    """capacity.json's content for :func:`outcome`, through JSON as it is stored."""
+    return json.loads(json.dumps(capacity_json(outcome(tmp_path), scenario(), dt.datetime(2026, 11, 25))))
+
+
 def test_capacity_json_gives_each_engine_its_capacity_bracket_share_and_trials(tmp_path: Path) -> None:
-    data = json.loads(json.dumps(capacity_json(outcome(tmp_path), scenario(), dt.datetime(2026, 11, 25))))
+    data = stored(tmp_path)
+    assert data["format_version"] == 2 and data["repetitions"] == 1
     assert data["calibration_capacity"] == 40_000
     spark = data["engines"]["spark"]
-    assert spark["capacity"] == 10_000 and spark["bracket"] == [10_000, 11_000]
+    assert spark["capacity"] == 10_000 and spark["capacity_values"] == [10_000] and spark["capacity_ci"] is None
+    assert spark["interval"] == [10_000, 11_000]  # one search: its bracket
     assert spark["fraction_of_calibration"] == 0.25
-    assert spark["wall_s"] == 400.0 and len(spark["trials"]) == 8
-    assert spark["trials"][3] == {"rate": 20_000, "verdict": "fail", "reason": "not sustained: input lag grows",
-                                  "p50_ms": 30_000, "p99_ms": 45_000, "processed_rate": 16_000,
-                                  "achieved_rate": 20_000, "cpu_mean_percent": 200, "rss_max_bytes": 100 * 2**20}
-    assert data["engines"]["calibration"]["load_path_bound"] == 80_000
+    [search] = spark["searches"]
+    assert search["bracket"] == [10_000, 11_000]
+    assert search["wall_s"] == 400.0 and len(search["trials"]) == 8
+    assert search["trials"][3] == {"rate": 20_000, "verdict": "fail", "reason": "not sustained: input lag grows",
+                                   "p50_ms": 30_000, "p99_ms": 45_000, "processed_rate": 16_000,
+                                   "achieved_rate": 20_000, "cpu_mean_percent": 200, "rss_max_bytes": 100 * 2**20}
+    assert data["engines"]["calibration"]["searches"][0]["load_path_bound"] == 80_000
+    assert data["engines"]["calibration"]["interval"] == [40_000, None]  # never failed above: open
 
 
-def test_capacity_md_shows_latency_at_shares_of_the_capacity_where_trials_exist(tmp_path: Path) -> None:
-    text = capacity_markdown(json.loads(json.dumps(capacity_json(outcome(tmp_path), scenario(),
-                                                                 dt.datetime(2026, 11, 25)))))
-    assert "| sustainable throughput | 10,000/s (bracket 10,000 – 11,000/s) |" in text
+def test_capacity_md_shows_latency_at_shares_of_the_capacity_naming_the_trial(tmp_path: Path) -> None:
+    text = render_capacity(stored(tmp_path))
+    assert ("| sustainable throughput | 10,000/s (bracket 10,000 – 11,000/s; one search: no confidence interval) |"
+            in text)
     assert "| share of the calibration ceiling (40,000/s) | 25% |" in text
-    assert "| CPU / RSS at it | 100% / 100 MiB |" in text
-    for row in ("| 25% | 2,500/s (25%) | 2.50 s | 3.75 s |", "| 50% | 5,000/s (50%) | 2.60 s | 3.90 s |",
-                "| 75% | 7,500/s (75%) | 2.70 s | 4.05 s |", "| 100% | 10,000/s (100%) | 3.00 s | 4.50 s |"):
+    assert "| CPU / RSS at it (trial 3) | 100% / 100 MiB |" in text
+    for row in ("| 25% | 2,500/s | trial 1: 2,500/s (25%) | 2.50 s | 3.75 s |",
+                "| 50% | 5,000/s | trial 2: 5,000/s (50%) | 2.60 s | 3.90 s |",
+                "| 75% | 7,500/s | trial 8: 7,500/s (75%) | 2.70 s | 4.05 s |",
+                "| 100% | 10,000/s | trial 3: 10,000/s (100%) | 3.00 s | 4.50 s |"):
         assert row in text
     calibration = text[text.index("## calibration"):text.index("## spark")]
-    assert "| 50% | 20,000/s (50%)" in calibration and "| 75% |" not in calibration  # no trial near 30,000/s
-    assert "| sustainable throughput | 40,000/s (bracket 40,000 – not reached/s) |" in text
+    assert "| 50% | 20,000/s | trial 2: 20,000/s (50%)" in calibration
+    assert "| 75% | 30,000/s | no passing trial within ±10 % (nearest: 20,000/s) | — | — |" in calibration
+    assert "| sustainable throughput | 40,000/s (bracket 40,000 – not reached/s;" in text
     assert "| ended by | bounded by the load path at 80,000/s: achieved 80% |" in text
+    assert "| search wall time | 400 s, 8 trial(s) |" in text
+    assert "One search per engine: no confidence interval" in text
 
 
 def test_capacity_png_is_written(tmp_path: Path) -> None:
-    data = json.loads(json.dumps(capacity_json(outcome(tmp_path), scenario(), dt.datetime(2026, 11, 25))))
-    path = plot_capacity(data, tmp_path / "capacity.png")
+    path = plot_capacity(stored(tmp_path), tmp_path / "capacity.png")
     assert path.stat().st_size > 10_000
 
 
@@ -163,10 +177,83 @@ def test_a_load_path_verdict_is_run_once_more_and_the_second_attempt_stands(tmp_
     assert [(r.rate, r.verdict) for r in trials.records] == [(3250, "pass")]
 
 
-def test_repeated_searches_are_refused_until_they_exist(tmp_path: Path) -> None:
-    from harness.capacity_runner import run_capacity
-    from harness.errors import HarnessError
+def test_repeated_searches_run_in_rounds_and_give_a_mean_with_a_t_interval(tmp_path: Path, monkeypatch) -> None:
+    """Three searches per engine with a fake trial whose capacity differs per search: the searches run like the
+    repetitions of `bench run` (every engine once per round), the later searches' trials are named -s2, -s3,
+    and capacity.json holds the mean, the 95 % t interval and each search's value."""
+    import harness.capacity_runner as runner
+    from harness.capacity import TrialOutcome
+    from harness.capacity_results import load_capacity
+    from harness.progress import ProgressDisplay
+    from harness.stats import t975
 
-    with pytest.raises(HarnessError, match=r"capacity.repetitions: .* set it to 1 \(got 3\)"):
-        run_capacity(scenario(repetitions=3), tmp_path)
-    assert list(tmp_path.iterdir()) == []  # nothing was started or written
+    truth = {("calibration", ""): 9000, ("calibration", "-s2"): 9000, ("calibration", "-s3"): 9000,
+             ("spark", ""): 3000, ("spark", "-s2"): 3300, ("spark", "-s3"): 2900}
+    order: list[str] = []
+
+    def fake_run(one, run_dir: Path, display) -> TrialOutcome:
+        engine, rate, *search = run_dir.name.split("-")
+        suffix = f"-{search[0]}" if search else ""
+        if not order or order[-1] != engine + suffix:
+            order.append(engine + suffix)
+        ok = float(rate) <= truth[(engine, suffix)]
+        return TrialOutcome("pass" if ok else "fail", "" if ok else "not sustained", {"p99_ms": 1000.0})
+
+    monkeypatch.setattr(runner, "_run", fake_run)
+    monkeypatch.setattr("harness.results.environment_fingerprint", lambda **_: {"cpu_model": "test"})
+    done = runner.run_capacity(scenario(repetitions=3, start=1000, precision="1%"), tmp_path,
+                               display=ProgressDisplay(live=False))
+    assert order == ["calibration", "spark", "calibration-s2", "spark-s2", "calibration-s3", "spark-s3"]
+    assert [(s.engine, s.search) for s in done.searches] == [("calibration", 1), ("spark", 1), ("calibration", 2),
+                                                              ("spark", 2), ("calibration", 3), ("spark", 3)]
+    spark = load_capacity(done.out_dir)["engines"]["spark"]
+    values = spark["capacity_values"]
+    assert [abs(v - t) / t <= 0.01 for v, t in zip(values, (3000, 3300, 2900))] == [True] * 3
+    mean = sum(values) / 3
+    sd = (sum((v - mean) ** 2 for v in values) / 2) ** 0.5
+    assert spark["capacity"] == pytest.approx(mean)
+    assert spark["capacity_ci"] == pytest.approx(t975(2) * sd / 3**0.5)
+    assert spark["interval"][0] == pytest.approx(mean - spark["capacity_ci"])
+    text = (done.out_dir / "capacity.md").read_text()
+    assert "3 searches per engine: the capacity is their mean" in text
+    assert f"± {spark['capacity_ci']:,.0f}/s, 95 % CI (Student t); the 3 searches: " in text
+    assert "| search | capacity | bracket | trials | wall time | ended by |" in text
+
+
+def test_repetitions_are_validated_strictly_in_the_scenario_and_on_the_command_line() -> None:
+    with pytest.raises(ScenarioError, match=r"capacity.repetitions"):
+        scenario(repetitions=0)
+    with pytest.raises(ScenarioError, match=r"capacity.repetitions"):
+        scenario(repetitions="three")
+    assert with_capacity_overrides(scenario(), repetitions=4).capacity.repetitions == 4
+    done = CliRunner().invoke(cli, ["capacity", str(SHIPPED), "--repetitions", "0"])
+    assert done.exit_code == 2 and "--repetitions" in done.output
+
+
+def test_the_cli_prints_each_search_and_the_mean_with_its_interval(tmp_path: Path, monkeypatch) -> None:
+    import yaml
+
+    import harness.capacity_runner as runner
+    from harness.capacity import TrialOutcome
+
+    truth = iter([2000, 2600])  # spark's capacity in its first and second search (calibration is off)
+    limit = {"": 0.0}
+
+    def fake_run(one, run_dir: Path, display) -> TrialOutcome:
+        if run_dir.name == "spark-1000" or run_dir.name == "spark-1000-s2":
+            limit[""] = next(truth)
+        ok = one.load.rate <= limit[""]
+        return TrialOutcome("pass" if ok else "fail", "" if ok else "not sustained", {})
+
+    monkeypatch.setattr(runner, "_run", fake_run)
+    monkeypatch.setattr("harness.results.environment_fingerprint", lambda **_: {})
+    path = tmp_path / "cap.yaml"
+    path.write_text(yaml.safe_dump(scenario(calibrate=False, start=1000).dump()))
+    done = CliRunner().invoke(cli, ["capacity", str(path), "--engines", "spark", "--repetitions", "2",
+                                    "--precision", "10%", "--out", str(tmp_path / "out")])
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    assert any(line.startswith("spark search 1: 2,000/s") for line in lines)
+    assert any(line.startswith("spark search 2: 2,500/s") for line in lines)  # 2,500 passes, 2,750 fails
+    # mean 2,250; t(0.975, 1) = 12.706 × sd 353.6 / √2 = 12.706 × 250 = 3,176.5
+    assert "spark: 2,250/s ± 3,176/s (95 % CI)" in lines

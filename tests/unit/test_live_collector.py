@@ -561,3 +561,12 @@ def test_settle_state_folds_each_record_once_and_refolds_for_another_table() -> 
     state = live.settle_state(smaller)
     assert (state.expected, state.answered, state.final) == (1, 1, 0)
     assert live.settle_state(expected_pairs([])).expected == 0
+
+
+def test_answers_before_their_window_ended_stay_out_of_the_live_latency() -> None:
+    """Windows closed early by the end-of-run records (visible before their end) are not a live latency."""
+    live = LiveCollector("unused:9092", "results", read_committed=False)
+    live.ingest([message("u1", 0, 1, 10_000 + 500 * i, 0, i) for i in range(3)])  # window [0, 10 s): 0, 500, 1000
+    live.ingest([message("u2", 30_000, 1, 25_000, 0, 3), message("u3", 30_000, 1, 26_000, 0, 4)])  # 5 s early
+    snap = live.snapshot()
+    assert snap.records == 5 and snap.recent_p50_ms == 500 and snap.recent_p99_ms == pytest.approx(990)
