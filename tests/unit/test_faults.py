@@ -190,3 +190,24 @@ def test_faults_not_due_yet_are_cancelled_by_stop() -> None:
     injector.stop()
     assert engine.events == [] and injector.records()[0]["injected_at_ms"] is None
     assert threading.active_count() <= started
+
+
+def test_flink_source_counter_is_looked_up_again_when_the_cached_names_lack_it() -> None:
+    """After a restore the vertex's metric names were first listed without the source's record counter; that
+    list must not be kept, or the engine's processed rate stops at the kill (seen in a failure run)."""
+    from harness.engines.flink_rest import FlinkRest
+
+    rest = FlinkRest("http://127.0.0.1:1")
+    listings = [[{"id": "0.numRecordsIn"}], [{"id": "0.numRecordsIn"}, {"id": "0.Source__events[1].numRecordsIn"}]]
+
+    def get(path: str) -> object:
+        if path == "/jobs/j":
+            return {"vertices": [{"id": "v", "name": "Source: events[1] -> Calc[2]"}]}
+        if path == "/jobs/j/vertices/v/metrics":
+            return listings.pop(0)
+        assert path.startswith("/jobs/j/vertices/v/subtasks/metrics?get=Source__events"), path
+        return [{"id": "Source__events[1].numRecordsIn", "sum": 1234.0}]
+
+    rest.get = get  # type: ignore[method-assign]
+    assert rest.source_records_in("j") is None  # counter not registered yet
+    assert rest.source_records_in("j") == 1234  # listed again, found
