@@ -14,7 +14,12 @@ A trial's verdict is one of:
 * ``load-path`` — the generator could not drive the rate (its self-check failed): the harness's limit, not the
   engine's. The search ends there, "bounded by the load path at R", and R is never reported as a capacity;
 * ``error`` — the trial could not be judged for another reason (collector failed, a harness error): the search
-  ends.
+  ends;
+* ``unsettled`` — the engine did not keep up *and* its latency was falling over the measured windows: it was
+  still working off the backlog of its own start-up (Spark's first micro-batches on a cold JVM took 12–30 s each
+  on this machine), so the trial says nothing about the rate yet. The trial runner runs it once more with a longer
+  warm-up (:data:`UNSETTLED_RETRY`); a second ``unsettled`` counts as ``fail`` ("did not settle"). The search
+  itself never sees this verdict.
 
 Rates are whole events per second, so trial directories and tables name them exactly.
 """
@@ -25,11 +30,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from harness.keepup import MAX_LATENCY_SLOPE
 from harness.results.model import RepetitionSummary
 from harness.scenario import Slo
 from harness.units import MAX_RATE, format_percent
 
-Verdict = Literal["pass", "fail", "load-path", "error"]
+Verdict = Literal["pass", "fail", "load-path", "error", "unsettled"]
 ENDING_VERDICTS: tuple[Verdict, ...] = ("load-path", "error")
 """Verdicts that end a search at once: beyond them nothing can be said about the engine."""
 
@@ -170,6 +176,11 @@ def judge_trial(summary: RepetitionSummary, slo: Slo | None) -> TrialOutcome:
     if not summary.valid:
         return TrialOutcome("error", "; ".join(summary.invalid_reasons), figures)
     problems = _engine_problems(summary, slo)
+    keep_up = summary.sustained
+    if keep_up.sustained is False and (keep_up.latency_slope_ms_per_s or 0) < -MAX_LATENCY_SLOPE:
+        return TrialOutcome("unsettled", "; ".join([
+            f"latency falling {-keep_up.latency_slope_ms_per_s:,.0f} ms per s: still working off its start-up",
+            *problems]), figures)
     return TrialOutcome("fail" if problems else "pass", "; ".join(problems), figures)
 
 

@@ -79,15 +79,21 @@ def with_capacity_overrides(scenario: Scenario, *, source: str = "<scenario>", *
     return parse_scenario(data, source=f"{source} (with command-line overrides)")
 
 
-def trial_scenario(scenario: Scenario, engine: str, rate: float) -> Scenario:
+UNSETTLED_RETRY = 1.0
+"""An unsettled trial's retry warms up longer by this many trial durations (warm-up and duration grow alike)."""
+
+
+def trial_scenario(scenario: Scenario, engine: str, rate: float, *, longer_warmup: float = 0.0) -> Scenario:
     """One trial: ``engine`` alone (a label of the scenario or a registered name) at a constant ``rate`` for
-    ``capacity.trial.duration`` after ``capacity.trial.warmup``, one repetition, no faults."""
+    ``capacity.trial.duration`` after ``capacity.trial.warmup``, one repetition, no faults. ``longer_warmup``
+    adds that many trial durations to both the warm-up and the duration (the measured span stays)."""
     config = scenario.capacity or CapacityConfig()
+    extra = int(round(longer_warmup * config.trial.duration))
     data: dict[str, Any] = copy.deepcopy(scenario.dump())
     data["load"]["rate"] = float(rate)
     data["load"]["shape"] = {"type": "constant"}
-    data["duration"] = format_duration_ms(config.trial.duration)
-    data["warmup"] = format_duration_ms(config.trial.warmup)
+    data["duration"] = format_duration_ms(config.trial.duration + extra)
+    data["warmup"] = format_duration_ms(config.trial.warmup + extra)
     data["repetitions"] = 1
     data["faults"] = []
     by_name = {entry.name: entry for entry in scenario.engines}
@@ -123,18 +129,26 @@ class _Trials:
     def __call__(self, rate: float) -> TrialOutcome:
         """Run and judge the trial at ``rate``. A load-path verdict is run once more at the same rate before it
         stands: on a shared machine one stall of the generator (a p99 publish delay over the limit) is common,
-        and it would end the whole search; the first attempt is kept under ``first_attempt``."""
+        and it would end the whole search. An ``unsettled`` trial is run once more with the warm-up longer by
+        :data:`UNSETTLED_RETRY` × the trial's duration (the measured span unchanged); unsettled again, it fails.
+        The first attempt is kept under ``first_attempt``."""
         outcome = self._attempt(rate, "")
-        if outcome.verdict == "load-path":
+        retry = {"load-path": ("the load path failed; once more", 0.0),
+                 "unsettled": ("not settled after its warm-up; once more with a longer warm-up", UNSETTLED_RETRY)}
+        if outcome.verdict in retry:
             first = {"verdict": outcome.verdict, "reason": outcome.reason, "run_dir": outcome.figures["run_dir"]}
-            self.display.message(f"[capacity] {self.engine} at {rate:,.0f}/s: the load path failed; once more")
-            again = self._attempt(rate, "-again")
-            outcome = TrialOutcome(again.verdict, again.reason, {**again.figures, "first_attempt": first})
+            words, longer = retry[outcome.verdict]
+            self.display.message(f"[capacity] {self.engine} at {rate:,.0f}/s: {words}")
+            again = self._attempt(rate, "-again", longer_warmup=longer)
+            verdict, reason = again.verdict, again.reason
+            if verdict == "unsettled":
+                verdict, reason = "fail", "did not settle even with the longer warm-up: " + reason
+            outcome = TrialOutcome(verdict, reason, {**again.figures, "first_attempt": first})
         self.records.append(TrialRecord(rate, outcome.verdict, outcome.reason, outcome.figures))
         return outcome
 
-    def _attempt(self, rate: float, suffix: str) -> TrialOutcome:
-        one = trial_scenario(self.scenario, self.engine, rate)
+    def _attempt(self, rate: float, suffix: str, longer_warmup: float = 0.0) -> TrialOutcome:
+        one = trial_scenario(self.scenario, self.engine, rate, longer_warmup=longer_warmup)
         run_dir = self.trials_dir / f"{one.engines[0].name}-{rate:.0f}{self.name_suffix}{suffix}"
         self.display.message(f"[capacity] {self.engine}: trial at {rate:,.0f}/s -> {run_dir}")
         outcome = _run(one, run_dir, self.display)

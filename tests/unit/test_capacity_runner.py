@@ -257,3 +257,31 @@ def test_the_cli_prints_each_search_and_the_mean_with_its_interval(tmp_path: Pat
     assert any(line.startswith("spark search 2: 2,500/s") for line in lines)  # 2,500 passes, 2,750 fails
     # mean 2,250; t(0.975, 1) = 12.706 × sd 353.6 / √2 = 12.706 × 250 = 3,176.5
     assert "spark: 2,250/s ± 3,176/s (95 % CI)" in lines
+
+
+def test_an_unsettled_trial_runs_once_more_with_a_longer_warmup_and_then_stands_or_fails(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    import harness.capacity_runner as runner
+    from harness.capacity import TrialOutcome
+    from harness.progress import ProgressDisplay
+
+    def trials_with(second: TrialOutcome) -> tuple[TrialOutcome, list[tuple[int, int, str]]]:
+        attempts: list[tuple[int, int, str]] = []
+        verdicts = iter([TrialOutcome("unsettled", "latency falling 1,000 ms per s", {}), second])
+
+        def fake_run(one, run_dir: Path, display) -> TrialOutcome:
+            attempts.append((one.warmup, one.duration, run_dir.name))
+            return next(verdicts)
+
+        monkeypatch.setattr(runner, "_run", fake_run)
+        trials = runner._Trials(scenario(), "spark", tmp_path / "trials", ProgressDisplay(live=False))
+        return trials(20_000), attempts
+
+    trial = scenario().capacity.trial
+    settled, attempts = trials_with(TrialOutcome("pass", "", {}))
+    longer = trial.duration  # one trial duration more of warm-up, the same measured span
+    assert attempts == [(trial.warmup, trial.duration, "spark-20000"),
+                        (trial.warmup + longer, trial.duration + longer, "spark-20000-again")]
+    assert settled.verdict == "pass" and settled.figures["first_attempt"]["verdict"] == "unsettled"
+    never, _ = trials_with(TrialOutcome("unsettled", "latency falling 900 ms per s", {}))
+    assert never.verdict == "fail" and never.reason.startswith("did not settle even with the longer warm-up")

@@ -190,3 +190,16 @@ def test_an_engine_failure_fails_the_trial_and_other_invalid_runs_cannot_be_judg
     ours = judge_trial(golden(status="failed", error="harness error: KeyError: 'x'", valid=False,
                               invalid_reasons=["engine failed: harness error: KeyError: 'x'"]), None)
     assert ours.verdict == "error" and ours.reason == "harness error: KeyError: 'x'"
+
+
+def test_behind_with_falling_latency_is_unsettled_not_a_failure() -> None:
+    """Spark at 20k/s on a cold JVM: processed 47 % of the rate in the measured period while its latency fell
+    1,000 ms per s (the start-up backlog being worked off): the rate was not judged yet."""
+    summary = golden()
+    catching_up = dataclasses.replace(summary.sustained, sustained=False, latency_slope_ms_per_s=-999.6,
+                                      failed=["processed: 9,466/s is 47.3% of the achieved 20,000/s"])
+    outcome = judge_trial(golden(sustained=catching_up), None)
+    assert outcome.verdict == "unsettled"
+    assert outcome.reason.startswith("latency falling 1,000 ms per s: still working off its start-up; not sustained")
+    rising = dataclasses.replace(catching_up, latency_slope_ms_per_s=400.0)
+    assert judge_trial(golden(sustained=rising), None).verdict == "fail"
