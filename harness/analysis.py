@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import faults as fault_figures
 from harness import histograms, verdicts
 from harness.engines.base import normalise_fairness
 from harness.input_delay import InputAppendTimes, summarize_input_delay
@@ -81,6 +82,8 @@ class RepetitionInputs:
     log_tail: Sequence[str] = ()
     input_append: InputAppendTimes | None = None
     """The input topic read back after the drain (``harness.input_delay.read_append_times``); None when not read."""
+    faults: Sequence[Mapping[str, Any]] = ()
+    """The fault injector's records (:meth:`harness.faults.FaultInjector.records`), one per scenario fault."""
 
 
 def analyse(inputs: RepetitionInputs) -> RepetitionResult:
@@ -138,6 +141,7 @@ def analyse(inputs: RepetitionInputs) -> RepetitionResult:
         collector=collector,
         read_committed=inputs.read_committed,
         input_delay=_input_delay(inputs),
+        faults=_faults(inputs, records, pairs),
     )
     summary = dataclasses.replace(summary, warnings=verdicts.repetition_warnings(summary))
     return RepetitionResult(
@@ -150,6 +154,18 @@ def analyse(inputs: RepetitionInputs) -> RepetitionResult:
         resources=resources,
         generator=to_json(inputs.generator.to_json()) if inputs.generator is not None else None,
     )
+
+
+def _faults(inputs: RepetitionInputs, records: pd.DataFrame, pairs: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each injected fault with its figures (:func:`harness.faults.measured_faults`)."""
+    if not inputs.faults:
+        return []
+    recs = ordered(records)
+    visible = visible_ms(recs, read_committed=inputs.read_committed)
+    found = fault_figures.measured_faults([dict(f) for f in inputs.faults], pairs, visible,
+                                          window_size_ms=inputs.scenario.window.size,
+                                          baseline_from_ms=inputs.timeline.warmup_end_ms)
+    return [{key: to_json(value) for key, value in fault.items()} for fault in found]
 
 
 def _series(inputs: RepetitionInputs, records: pd.DataFrame, pairs: pd.DataFrame,

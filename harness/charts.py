@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 DPI = 100
+SPAN_LANE = 0.025
+"""Height of one span lane (see :attr:`Span.lane`), as a fraction of the panel."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,21 @@ class Line:
 
 
 @dataclass(frozen=True)
+class Span:
+    """A marked stretch of the x axis (e.g. a fault and its recovery): a line at ``start`` and a light shade from
+    ``start`` to ``end`` (to the panel's right edge when ``end`` is None). Not in the legend: the panel's
+    title says what spans mean."""
+
+    start: float
+    end: float | None = None
+    color: str = "red"
+    """Of the line and the shade (e.g. the colour of the engine whose fault it is)."""
+    lane: int = 0
+    """Spans of several series overlap: each also gets a solid bar in its own lane along the top of the panel
+    (lane 0 topmost), so where each one ends stays readable."""
+
+
+@dataclass(frozen=True)
 class Panel:
     """One axes: its lines, labels, scales and unlabelled guides."""
 
@@ -62,6 +79,8 @@ class Panel:
     """Vertical guides (grey, dashed, not in the legend): e.g. where settings changed."""
     hlines: Sequence[float] = ()
     """Horizontal guides (grey, dotted, not in the legend): e.g. the p99 level of a tail view."""
+    spans: Sequence[Span] = ()
+    """Marked stretches (red line + shade, not in the legend): e.g. faults and their recovery."""
 
 
 @dataclass(frozen=True)
@@ -123,9 +142,23 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
         ax.axvline(at, color="grey", linestyle="--", linewidth=1)
     for at in panel.hlines:
         ax.axhline(at, color="grey", linestyle=":", linewidth=1)
+    if panel.spans and drawn:
+        _draw_spans(ax, panel.spans)
     if not drawn:
         ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="grey")
     _decorate(ax, panel, legend=drawn > 0)
+
+
+def _draw_spans(ax: Any, spans: Sequence[Span]) -> None:
+    """Each span after the lines (an open span ends at the right edge the lines gave the axes)."""
+    right = ax.get_xlim()[1]
+    for span in spans:
+        ax.axvline(span.start, color=span.color, linewidth=1.5, alpha=0.8)
+        end = max(span.end if span.end is not None else right, span.start)
+        ax.axvspan(span.start, end, color=span.color, alpha=0.07, linewidth=0)
+        top = 1.0 - SPAN_LANE * span.lane
+        ax.axvspan(span.start, end, ymin=top - SPAN_LANE, ymax=top, color=span.color, alpha=0.8, linewidth=0)
+    ax.set_xlim(right=max(right, *(s.end or right for s in spans)))
 
 
 def _decorate(ax: Any, panel: Panel, *, legend: bool) -> None:
@@ -160,4 +193,4 @@ def legend_entries(fig: Any) -> list[tuple[str, Any]]:
     return entries
 
 
-__all__ = ["Chart", "Line", "Panel", "draw", "legend_entries", "save"]
+__all__ = ["Chart", "Line", "Panel", "Span", "draw", "legend_entries", "save"]

@@ -15,8 +15,10 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -24,6 +26,18 @@ import psutil
 from harness.errors import ServiceError
 
 TAIL_LINES = 30
+
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="process-spawner")
+"""Starts children for threads other than the main one. The guard's ``PR_SET_PDEATHSIG`` fires when the *thread*
+that started it ends, not the process: a job restarted by the fault injector's thread would be terminated as soon
+as that thread finished. This executor's one thread lives as long as the harness."""
+
+
+def _spawn(argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen(argv, **kwargs)`` from the main thread, or from :data:`_SPAWNER` for any other thread."""
+    if threading.current_thread() is threading.main_thread():
+        return subprocess.Popen(argv, **kwargs)  # type: ignore[call-overload,no-any-return]
+    return _SPAWNER.submit(subprocess.Popen, argv, **kwargs).result()  # type: ignore[arg-type]
 
 
 class ManagedProcess:
@@ -57,9 +71,11 @@ class ManagedProcess:
         if self._popen is not None:
             raise RuntimeError(f"{self.name} already started")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # readiness waits read only what this process writes: a restarted job appends to its predecessor's log
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
-            self._popen = subprocess.Popen(
+            self._popen = _spawn(
                 [sys.executable, "-m", "harness._guard", str(os.getpid()), "--", *self.argv],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -118,6 +134,18 @@ class ManagedProcess:
             pass
         _wait_group_gone(group, timeout=10)
         return self._popen.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once (guard included), no grace: a crash, as a fault injects it. Returns
+        when every process of the group is gone."""
+        if self._popen is None:
+            return
+        _signal_group(self._popen.pid, signal.SIGKILL)
+        try:
+            self._popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        _wait_group_gone(self._popen.pid, timeout=10)
 
     def __enter__(self) -> ManagedProcess:
         return self.start()

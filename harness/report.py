@@ -102,6 +102,7 @@ def render_report(run: RunData, images: dict[str, str] | None = None) -> str:
 
     lines += _results_tables(run)
     lines += _fairness_section(run)
+    lines += _faults_section(run)
     if images:
         lines += ["## Plots", ""]
         titles = {
@@ -387,6 +388,92 @@ def _fairness_section(run: RunData) -> list[str]:
     return lines
 
 
+def _faults_section(run: RunData) -> list[str]:
+    """One table per engine with a fault record: what each fault cost (see :mod:`harness.faults`), and the
+    delivery guarantee the engine claims beside what was observed."""
+    engines = {name: reps for name, reps in run.engines.items() if any(r.summary.faults for r in reps)}
+    if not engines:
+        return []
+    lines = [
+        "## Faults",
+        "",
+        "Per injected fault: *back after* = kill (or broker stop) → engine ready again (or broker answering); "
+        "*results gap* = last result visible before the fault → first after; *recovery* = fault → results of the "
+        "first window whose median latency is back within 10 % of the pre-fault median (*baseline*, over measured "
+        "windows answered before the fault). The fault's windows are those ending from one window before it to "
+        "one window after recovery (to the end of the run if latency never recovered): *peak* is the largest "
+        "result latency among them, *around the fault* counts their pairs, *whole run* counts every window's. "
+        "Counts are missing / duplicated pairs (extra records) / wrong; *observed* is read from the whole run.",
+        "",
+    ]
+    header = ["rep", "fault", "at", "back after", "results gap", "recovery", "baseline latency", "peak latency",
+              "around the fault", "whole run", "delivery claimed", "observed"]
+    for name, reps in engines.items():
+        rows = [_fault_row(r, fault) for r in reps for fault in r.summary.faults]
+        lines += [f"### {name}", ""] + _md_table(header, rows) + [""]
+        errors = [f"- rep {r.summary.repetition}, {f['kind']} at {f['at_ms'] / 1000:g} s: {f['error']}"
+                  for r in reps for f in r.summary.faults if f.get("error")]
+        lines += errors + ([""] if errors else [])
+    return lines
+
+
+def _fault_row(rep: LoadedRepetition, fault: dict[str, Any]) -> list[str]:
+    """A row of the Faults table: figures in ms (seconds above 10 s), ``–`` where not measured."""
+    def ms(value: Any) -> str:
+        return fmt_number(None if value is None else float(value), "ms")
+
+    def since(key: str) -> Any:
+        start = fault.get("injected_at_ms")
+        return None if fault.get(key) is None or start is None else fault[key] - start
+
+    delivery = rep.summary.fairness.get("delivery")
+    claimed = delivery.value if delivery is not None else "–"
+    injected = fault.get("injected_at_ms") is not None
+    whole = rep.summary.correctness
+    around = _answer_counts(fault.get("missing"), fault.get("duplicated_pairs"), fault.get("duplicate_records"),
+                            fault.get("wrong")) if injected else "–"
+    overall = "–" if whole is None else _answer_counts(whole.missing, whole.duplicated, whole.duplicate_records,
+                                                        whole.wrong)
+    return [
+        str(rep.summary.repetition), fault["kind"], f"{fault['at_ms'] / 1000:g} s", ms(since("recovered_at_ms")),
+        ms(fault.get("results_gap_ms")),
+        _recovery_cell(fault, injected),
+        ms(fault.get("baseline_latency_ms")), ms(fault.get("peak_latency_ms")),
+        around, overall, claimed, _observed(claimed, whole) if injected else "not injected",
+    ]
+
+
+def _recovery_cell(fault: dict[str, Any], injected: bool) -> str:
+    """The recovery time, or why there is none: no window answered before the fault to compare with, or latency
+    never came back within tolerance."""
+    if not injected:
+        return "–"
+    if fault.get("recovery_ms") is not None:
+        return fmt_number(float(fault["recovery_ms"]), "ms")
+    return "no baseline (no result before the fault)" if fault.get("baseline_latency_ms") is None else "not recovered"
+
+
+def _answer_counts(missing: Any, dup_pairs: Any, dup_records: Any, wrong: Any) -> str:
+    """``missing / duplicated pairs (extra records) / wrong``, ``–`` for a count not measured."""
+    def n(value: Any) -> str:
+        return "–" if value is None else f"{int(value):,}"
+
+    return f"{n(missing)} / {n(dup_pairs)} ({n(dup_records)}) / {n(wrong)}"
+
+
+def _observed(claimed: str, whole: Any) -> str:
+    """The delivery a run with a fault showed over the whole run, in the vocabulary of the claim, and whether
+    that falls short of the claim (duplicates under exactly-once; any answer lost or wrong)."""
+    if whole is None:
+        return "not judged"
+    if whole.missing or whole.wrong:
+        return f"**answers lost or wrong** ({whole.missing:,} missing, {whole.wrong:,} wrong) — below the claim"
+    if whole.duplicated:
+        shortfall = " — **below the claim**" if claimed == "exactly-once" else ""
+        return f"at-least-once: every answer exact, {whole.duplicate_records:,} duplicate records{shortfall}"
+    return "exactly-once: every answer exact, no duplicate"
+
+
 def fairness_differences(settings: dict[str, dict[str, str]]) -> list[str]:
     """One sentence per setting whose normalised values differ between engines (a missing value counts as a
     difference), naming the figures the difference affects."""
@@ -575,9 +662,33 @@ def _latency_time_chart(run: RunData) -> charts.Chart:
         lines.append(charts.Line(f"{label} p50", x, by_window[0.5], style={"color": f"C{i}", "marker": "o"}))
         lines.append(charts.Line(f"{label} p99", x, by_window[0.99],
                                  style={"color": f"C{i}", "marker": "^", "linestyle": "--"}))
+    spans = _fault_spans(run)
+    title = "per measured window: p50 and p99 over its (window, user) pairs" + (FAULT_SPAN_NOTE if spans else "")
     return charts.Chart([charts.Panel(lines, xlabel="window end (seconds since the load started)",
-                                      ylabel="result latency (ms)",
-                                      title="per measured window: p50 and p99 over its (window, user) pairs")])
+                                      ylabel="result latency (ms)", title=title, spans=spans)])
+
+
+FAULT_SPAN_NOTE = "\nline: fault injected; shaded, and a bar per engine on top: until latency recovered"
+"""Added to the title of a plot with fault spans (spans are not in the legend)."""
+
+
+def _fault_spans(run: RunData) -> list[charts.Span]:
+    """A span per injected fault of each engine's first repetition that ran to the end, in the engine's colour:
+    from the fault to its recovery (:mod:`harness.faults`; open to the plot's edge when latency never recovered),
+    in seconds since that repetition's load started."""
+    spans = []
+    for i, name in enumerate(run.engines):
+        ok = ok_reps(run.engines[name])
+        if not ok:
+            continue
+        summary = ok[0].summary
+        for fault in summary.faults:
+            if fault.get("injected_at_ms") is None:
+                continue
+            at = (fault["injected_at_ms"] - summary.timeline.load_start_ms) / 1000
+            recovery = fault.get("recovery_ms")
+            spans.append(charts.Span(at, None if recovery is None else at + recovery / 1000, color=f"C{i}", lane=i))
+    return spans
 
 
 def _latency_by_window(reps: list[LoadedRepetition]) -> Any | None:
@@ -616,12 +727,14 @@ def _throughput_chart(run: RunData) -> charts.Chart:
         rates.append(_processed_line(colour, label, series, r.summary.window_size_ms))
         if "input_lag" in series:
             lags.append(charts.Line(f"{label} input lag", second, series["input_lag"], style={"color": colour}))
-    panels = [charts.Panel(rates, xlabel="seconds since the load started", ylabel="events/s",
+    spans = _fault_spans(run)
+    panels = [charts.Panel(rates, xlabel="seconds since the load started", ylabel="events/s", spans=spans,
                            title="target, sent and processed rate" + (" (first repetition)" if any(
-                               len(reps) > 1 for reps in run.engines.values()) else ""))]
+                               len(reps) > 1 for reps in run.engines.values()) else "")
+                           + (FAULT_SPAN_NOTE if spans else ""))]
     if any(np.isfinite(np.asarray(line.y, dtype=float)).any() for line in lags):
         panels[0] = dataclasses.replace(panels[0], xlabel="")  # shared x axis: named under the last panel
-        panels.append(charts.Panel(lags, xlabel="seconds since the load started", ylabel="records",
+        panels.append(charts.Panel(lags, xlabel="seconds since the load started", ylabel="records", spans=spans,
                                    title="input lag: records sent − rows the engine consumed"))
     return charts.Chart(panels, sharex=True, panel_size=(8.0, 3.6))
 

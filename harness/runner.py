@@ -32,7 +32,8 @@ from harness.analysis import RepetitionInputs, analyse
 from harness.collector import LiveCollector
 from harness.engines.base import Engine, EngineContext, engine_versions
 from harness.engines.registry import resolve_engine
-from harness.errors import HarnessError, ScenarioError
+from harness.errors import HarnessError
+from harness.faults import FaultInjector
 from harness.input_delay import InputAppendTimes, read_append_times
 from harness.kafka import create_topics, delete_topics, kafka_service
 from harness.kafka.clientlog import client_log_to
@@ -72,11 +73,6 @@ def run_scenario(
     Checks that the JVM artifacts are in place before anything starts. Returns the run directory and how the
     run ended; raises only for problems before the first engine starts (e.g. the broker would not start).
     """
-    if scenario.faults:  # validated by the model, but nothing injects them yet: refuse rather than ignore
-        raise ScenarioError([
-            f"{scenario.name}: faults: fault injection is not available in this version (issue 15: validated, not yet "
-            "run); remove the faults block to run the scenario"
-        ])
     jvm.classpath("kafka") if scenario.kafka.mode == "embedded" else None  # SetupError names `bench setup`
     engine_classes = {entry.name: resolve_engine(entry.engine) for entry in scenario.engines}
     settings = {entry.name: engine_classes[entry.name].Settings.model_validate(entry.settings)
@@ -243,7 +239,12 @@ class _EngineRun:
             "generator": _generator_processes,
             "harness": this_process,
         })
-        state: dict[str, Any] = {"collector": None, "generator": None, "metrics": {}, "input_append": None}
+        injector = FaultInjector(
+            scenario.faults, engine, self.kafka, restart_timeout_s=scenario.engine_start_timeout / 1000,
+            message=lambda text: display.message(f"[{self.label} rep {self.repetition}] {text}"),
+        )
+        state: dict[str, Any] = {"collector": None, "generator": None, "metrics": {}, "faults": injector,
+                                 "input_append": None}
         status = "ok"
         try:
             self._phases(engine, sampler, state)
@@ -279,8 +280,9 @@ class _EngineRun:
         collector = LiveCollector(self.kafka.bootstrap, self.output_topic, read_committed=engine.read_committed)
         state["collector"] = collector
         collector.start()
-        state["generator"] = generator = self._load(engine, collector)
-        self._drain(engine, collector, self.expected_at_zero.shifted(generator.start_epoch_ms))
+        injector: FaultInjector = state["faults"]
+        state["generator"] = generator = self._load(engine, collector, injector)
+        self._drain(injector, collector, self.expected_at_zero.shifted(generator.start_epoch_ms))
         state["metrics"] = {"ready_s": ready_s}
         state["input_append"] = self._read_input_append_times()
 
@@ -288,6 +290,8 @@ class _EngineRun:
         """Stop reading, write the result, then stop the engine (its stop grace cannot cost the result).
         Returns the repetition's status (``failed`` if the result could not be written)."""
         collector: LiveCollector | None = state["collector"]
+        injector: FaultInjector = state["faults"]
+        injector.stop(timeout_s=None if status == "ok" else 0.5)  # a restart still under way ends with the engine
         if collector is not None:
             collector.stop()
         sampler.stop()
@@ -295,7 +299,8 @@ class _EngineRun:
         if status != "ok":
             self.log_tail = _log_tail(engine)
         try:
-            self._write(engine, collector, sampler, state["generator"], metrics, status, state["input_append"])
+            self._write(engine, collector, sampler, state["generator"], metrics, status, injector.records(),
+                        state["input_append"])
         except Exception as exc:  # noqa: BLE001 - e.g. a full disk: say so, keep the traceback, go on
             status = "failed"
             self.error = f"result not written: {type(exc).__name__}: {exc}"
@@ -323,8 +328,9 @@ class _EngineRun:
             self.display.message(f"[{self.label} rep {self.repetition}] topics not removed: {exc}")
 
     # ----------------------------------------------------------------------------------------------- phases
-    def _load(self, engine: Engine, collector: LiveCollector) -> GeneratorResult:
-        """Warm-up + measured period, then the end-of-run records; the engine is checked all along."""
+    def _load(self, engine: Engine, collector: LiveCollector, injector: FaultInjector) -> GeneratorResult:
+        """Warm-up + measured period, then the end-of-run records; the engine is checked all along (through the
+        fault injector, which starts with the first progress report, when the load's start time is known)."""
         display = self.display
         warmup_s, total_s = self.scenario.warmup / 1000, self.scenario.duration / 1000
         display.update(phase="warm-up", phase_left_s=warmup_s, expected=self.expected_at_zero.required)
@@ -332,9 +338,10 @@ class _EngineRun:
 
         def progress(p: Progress) -> None:
             now = time.monotonic()
+            injector.start(time.time_ns() // 1_000_000 - int(p.elapsed_ms))  # once; later calls do nothing
             if now - last["check"] >= self.CHECK_EVERY_S:
                 last["check"] = now
-                engine.check()
+                injector.check()
             if now - last["metrics"] >= self.METRICS_EVERY_S:
                 last["metrics"] = now
                 _safe_metrics(engine)  # engines that poll (Flink's REST) build their series from these calls
@@ -370,7 +377,7 @@ class _EngineRun:
             self.display.message(f"[{self.label} rep {self.repetition}] input append times not read: {exc}")
             return None
 
-    def _drain(self, engine: Engine, collector: LiveCollector, expected: Expected) -> None:
+    def _drain(self, injector: FaultInjector, collector: LiveCollector, expected: Expected) -> None:
         """Read until the answer is settled — every expected (window, user) has an answer and no result arrived
         for max(2 s, slide) — or the collector failed, or ``drain_timeout`` passed."""
         deadline = time.monotonic() + self.scenario.drain_timeout / 1000
@@ -378,7 +385,7 @@ class _EngineRun:
         # the load is over: no send rate to show
         self.display.update(phase="draining", phase_left_s=deadline - time.monotonic(), target_rate=0, achieved_rate=0)
         while True:
-            engine.check()
+            injector.check()
             drain = collector.settle_state(expected.pairs)
             snap = collector.snapshot()
             self.display.update(phase="draining", phase_left_s=deadline - time.monotonic(), answered=drain.answered,
@@ -401,7 +408,7 @@ class _EngineRun:
 
     def _write(self, engine: Engine, collector: LiveCollector | None, sampler: ResourceSampler,
                generator: GeneratorResult | None, metrics: dict[str, Any], status: str,
-               input_append: InputAppendTimes | None) -> None:
+               faults: list[dict[str, Any]], input_append: InputAppendTimes | None) -> None:
         scenario = self.scenario
         start_ms = generator.start_epoch_ms if generator is not None else int(time.time() * 1000)
         inputs = RepetitionInputs(
@@ -420,6 +427,7 @@ class _EngineRun:
             status=status,  # type: ignore[arg-type]
             error=self.error,
             log_tail=self.log_tail,
+            faults=faults,
             input_append=input_append,
         )
         result = analyse(inputs)

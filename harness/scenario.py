@@ -611,7 +611,8 @@ def _capacity_problems(s: Scenario) -> list[str]:
 def _fault_problems(s: Scenario) -> list[str]:
     """Faults fall in the measured period, in time order, each followed by room to recover (downtime, then
     :func:`recovery_room_ms`) before the next fault and before the load ends; ``kill-worker`` needs every engine
-    on a cluster and ``restart-broker`` the embedded broker."""
+    on a cluster (and is refused there too: not implemented yet), ``kill-engine`` every engine local and
+    ``restart-broker`` the embedded broker."""
     problems: list[str] = []
     room = recovery_room_ms(s.window)
     earliest = s.warmup
@@ -656,6 +657,18 @@ def _fault_kind_problems(s: Scenario, where: str, fault: Fault) -> list[str]:
                 f"{where}.kind: kill-worker needs every engine on a cluster (settings.master: spark://host:port or "
                 f"settings.jobmanager: host:port), but engines.{local[0]} ({s.engines[local[0]].name}) runs "
                 f"locally; use kill-engine (got 'kill-worker')"
+            ]
+        return [
+            f"{where}.kind: kill-worker (one Spark executor or Flink TaskManager of a cluster) is not implemented in "
+            f"this version: nothing would be injected; use kill-engine (got 'kill-worker')"
+        ]
+    if fault.kind == "kill-engine":
+        remote = [index for index, entry in enumerate(s.engines) if entry.on_cluster]
+        if remote:
+            return [
+                f"{where}.kind: kill-engine kills and restarts the engine's local job processes; "
+                f"engines.{remote[0]} ({s.engines[remote[0]].name}) runs on a cluster, where that is not "
+                f"implemented; run the engines locally for this fault (got 'kill-engine')"
             ]
     if fault.kind == "restart-broker" and s.kafka.mode != "embedded":
         return [

@@ -197,6 +197,26 @@ class Engine(ABC):
         """The engine's live processes, for CPU and RSS sampling."""
         return []
 
+    def kill(self) -> None:
+        """SIGKILL every process of the job at once, without any last words (a ``kill-engine`` fault, see
+        :mod:`harness.faults`). Called while the load runs; :meth:`restart` follows. Default: every process of
+        :meth:`processes`."""
+        victims = self.processes()
+        for proc in victims:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(victims, timeout=10)
+
+    def restart(self, timeout: float) -> None:
+        """Start the same job again after :meth:`kill`, from its last checkpoint where it has one, and return when
+        it is ready (as :meth:`wait_ready`; raise :class:`~harness.errors.EngineError` on failure). Called by the
+        fault injector after the fault's downtime. Default: :meth:`start` then :meth:`wait_ready`; engines whose
+        ``start`` refuses to run twice override it."""
+        self.start()
+        self.wait_ready(timeout)
+
     def log_files(self) -> list[Path]:
         """Log files to keep with the result (already inside ``context.run_dir`` or copied there)."""
         return []

@@ -41,6 +41,7 @@ from harness import jvm, versions
 from harness.distributions import PROJECT_ROOT, flink_home, flink_shipped_config
 from harness.engines.base import EngineContext, EngineSettings, Setting
 from harness.engines.flink_rest import TERMINAL_STATES, FlinkRest
+from harness.engines.jobs.flink_sql_job import CHECKPOINT_DIR
 from harness.engines.jobs import LOOPBACK
 from harness.engines.process import ProcessEngine
 from harness.errors import EngineError
@@ -176,6 +177,8 @@ class FlinkEngine(ProcessEngine):
         """The local MiniCluster's REST port (0 on a cluster)."""
         self._snapshots: list[dict[str, Any]] = []
         self._input_rows = _Sampler(self._read_input_rows, SAMPLE_EVERY_S)
+        self.recovery_path: Path | None = None
+        """The retained checkpoint the job was last restarted from (``kill-engine`` fault), if any."""
 
     # ------------------------------------------------------------------------------------------ properties
     @property
@@ -194,7 +197,26 @@ class FlinkEngine(ProcessEngine):
     def job_settings(self) -> dict[str, Any]:
         """The validated settings plus what the job needs beyond them (none for SQL). Python mode: durations
         stay milliseconds (the JSON mode would write them as text)."""
-        return self.settings.model_dump()
+        settings = self.settings.model_dump()
+        if self.recovery_path is not None:
+            settings["recovery_path"] = str(self.recovery_path)
+        return settings
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where the job's checkpoints go (``<job id>/chk-N`` directories)."""
+        return Path(self.context.spec.state_dir) / CHECKPOINT_DIR
+
+    def restart(self, timeout: float) -> None:
+        """After a ``kill-engine`` fault: resubmit the same job (same name, consumer group and transactional id
+        prefix) from its latest completed checkpoint (:func:`latest_checkpoint`; from the topic's beginning if none
+        completed yet), on a new local MiniCluster. The ``input_rows`` count goes on from where it was."""
+        if not self.local:
+            raise EngineError(f"{self.name}: kill-engine restart is implemented for the local MiniCluster only")
+        self.recovery_path = latest_checkpoint(self.checkpoint_dir)
+        self.job_id = None
+        self._input_rows.rebase()
+        super().restart(timeout)
 
     def start(self) -> None:
         if self.process is not None:
@@ -466,6 +488,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The most recent completed checkpoint under ``checkpoint_dir`` (``<job id>/chk-N`` with a ``_metadata``
+    file: one being written when the job was killed has none), by the time its metadata was written; None if no
+    checkpoint completed."""
+    completed = [meta for meta in checkpoint_dir.glob("*/chk-*/_metadata") if meta.is_file()]
+    if not completed:
+        return None
+    return max(completed, key=lambda meta: (meta.stat().st_mtime_ns, int(meta.parent.name.removeprefix("chk-")))).parent
+
+
 # ------------------------------------------------------------------------------------------------ sampling
 class _Sampler:
     """Calls ``read`` every ``interval`` seconds in a daemon thread, from :meth:`start` until :meth:`stop`, and keeps
@@ -476,6 +508,8 @@ class _Sampler:
         self._read = read
         self._interval = interval
         self._samples: list[dict[str, int]] = []
+        self._base = 0
+        """Added to every read: the count before the job was last restarted (its counters start at 0 again)."""
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -492,6 +526,12 @@ class _Sampler:
     def samples(self) -> list[dict[str, int]]:
         return list(self._samples)
 
+    def rebase(self) -> None:
+        """The job is being restarted: later reads count on from the last sample. (Records the killed job read
+        after its last sample and the restarted one reads again are counted twice: an overestimate of at most
+        one sampling interval plus one checkpoint interval of input.)"""
+        self._base = self._samples[-1]["rows"] if self._samples else 0
+
     def sample(self) -> None:
         """One read now."""
         t_ms = int(time.time() * 1000)
@@ -501,7 +541,7 @@ class _Sampler:
             return
         if rows is not None:
             last = self._samples[-1]["rows"] if self._samples else 0
-            self._samples.append({"t_ms": t_ms, "rows": max(int(rows), last)})
+            self._samples.append({"t_ms": t_ms, "rows": max(self._base + int(rows), last)})
 
     def _run(self) -> None:
         while not self._halt.is_set():

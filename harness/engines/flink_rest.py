@@ -136,6 +136,11 @@ class FlinkRest:
             if not vertex["name"].startswith("Source"):
                 continue
             names = [name for name in self.vertex_metric_names(job_id, vertex["id"]) if _is_source_records_in(name)]
+            if not names:
+                # listed before the source registered its counter (seen after a restore from a checkpoint, where
+                # the list was cached without it and the counter never showed): list the names again next time
+                self._metric_names.pop((job_id, vertex["id"]), None)
+                continue
             for item in self.subtask_metrics(job_id, vertex["id"], names).values():
                 total = (total or 0.0) + float(item.get("sum") or 0.0)
         return None if total is None else int(total)

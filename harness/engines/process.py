@@ -69,6 +69,8 @@ class ProcessEngine(Engine):
         self.ready_after_s: float | None = None
         """Seconds from :meth:`start` until :meth:`wait_ready` returned."""
         self._stopped = False
+        self.restarts = 0
+        """How often :meth:`restart` started the job again (after a ``kill-engine`` fault)."""
 
     # ------------------------------------------------------------------------------------------ locations
     @property
@@ -164,6 +166,22 @@ class ProcessEngine(Engine):
         finally:
             self._stopped = True
         self.process.stop(grace=self.stop_grace_s)
+
+    def kill(self) -> None:
+        """SIGKILL the job's whole process group (a ``kill-engine`` fault); :meth:`restart` follows."""
+        if self.process is not None:
+            self.process.kill()
+
+    def restart(self, timeout: float) -> None:
+        """Launch the job again after :meth:`kill` (a new process group, the same spec, log appended) and wait
+        until it is ready. Subclasses make the job resume from its checkpoint (see :attr:`restarts`)."""
+        if self._stopped:
+            raise EngineError(f"{self.name}: restart() after stop()")
+        self.process = None
+        self.ready_after_s = None
+        self.restarts += 1
+        self.start()
+        self.wait_ready(timeout)
 
     @property
     def stopped(self) -> bool:

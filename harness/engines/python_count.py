@@ -123,6 +123,18 @@ class CalibrationEngine(Engine):
         if self._process is not None:
             self._process.stop(grace=10.0)
 
+    def kill(self) -> None:
+        """SIGKILL the job's process group (a ``kill-engine`` fault)."""
+        if self._process is not None:
+            self._process.kill()
+
+    def restart(self, timeout: float) -> None:
+        """Start the job again after :meth:`kill`. It has no checkpoint: it reads the input again from the
+        beginning, so every window already answered is answered again (duplicates; the counts stay exact)."""
+        self._process = None
+        self.start()
+        self.wait_ready(timeout)
+
     def check(self) -> None:
         if self._process is not None and self._process.returncode is not None:
             raise EngineError(self._process.failure_message(
@@ -165,7 +177,7 @@ class CalibrationEngine(Engine):
         return {
             "metrics_file": str(self.metrics_path),
             "job_exit_code": None if self._process is None else self._process.returncode,
-            "input_rows": [{"t_ms": s["t_ms"], "rows": s["rows"]} for s in samples],
+            "input_rows": cumulative_rows(samples),
             "processed_series": processed_series(samples),
             "late_dropped": last.get("late_dropped"),
             "results": last.get("results"),
@@ -185,6 +197,20 @@ class CalibrationEngine(Engine):
         import confluent_kafka
 
         return {"confluent-kafka": metadata.version("confluent-kafka"), "librdkafka": confluent_kafka.libversion()[0]}
+
+
+def cumulative_rows(samples: list[dict[str, Any]]) -> list[dict[str, int]]:
+    """``input_rows`` from the job's samples: a restarted job (``kill-engine`` fault) counts from 0 again, so the
+    count goes on from the last sample before the restart (records read again are counted again: it did read
+    them twice)."""
+    rows: list[dict[str, int]] = []
+    base = previous = 0
+    for sample in samples:
+        if sample["rows"] < previous:
+            base = rows[-1]["rows"]
+        previous = sample["rows"]
+        rows.append({"t_ms": sample["t_ms"], "rows": base + sample["rows"]})
+    return rows
 
 
 def processed_series(samples: list[dict[str, Any]]) -> list[dict[str, float]]:

@@ -170,7 +170,9 @@ class SparkEngine(ProcessEngine):
         }
 
     def start(self) -> None:
-        if self.checkpoint_dir.exists() and any(self.checkpoint_dir.iterdir()):
+        """Launch the job; refused when the checkpoint holds state, unless this is a :meth:`restart` after a
+        ``kill-engine`` fault: the query then resumes from the checkpoint's last committed offsets and state."""
+        if self.restarts == 0 and self.checkpoint_dir.exists() and any(self.checkpoint_dir.iterdir()):
             raise EngineError(
                 f"spark: checkpoint {self.checkpoint_dir} holds state of an earlier run; Spark would resume from it "
                 "instead of reading the fresh topic — hint: give each run its own state_dir"

@@ -41,6 +41,8 @@ class EmbeddedKafka:
         self.port = port or free_port()
         self.controller_port = free_port()
         self.process: ManagedProcess | None = None
+        self._argv: list[str] | None = None
+        """The broker's command line, from :meth:`start` on (a restart reuses it)."""
 
     @property
     def bootstrap(self) -> str:
@@ -71,12 +73,25 @@ class EmbeddedKafka:
                 f"Kafka storage format failed (exit {formatted.returncode}): "
                 f"{(formatted.stdout + formatted.stderr).strip()[-800:]}"
             )
-        argv = [
+        self._argv = [
             str(java), f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true", f"-Dkafka.logs.dir={self.work_dir}", *base[1:],
             "kafka.Kafka", str(properties),
         ]
-        self.process = ManagedProcess("kafka broker", argv, self.log_path)
+        self._launch(timeout)
+        return self
+
+    def restart(self, timeout: float = 90.0) -> EmbeddedKafka:
+        """Start the broker again after :meth:`stop` (a ``restart-broker`` fault): same storage (not formatted
+        again), same ports; returns once an admin round-trip succeeds."""
+        if self._argv is None:
+            raise ServiceError("kafka broker: restart() before start()")
+        self._launch(timeout)
+        return self
+
+    def _launch(self, timeout: float) -> None:
+        assert self._argv is not None
+        self.process = ManagedProcess("kafka broker", self._argv, self.log_path)
         self.process.start()
         try:
             self.process.wait_until(
@@ -88,7 +103,6 @@ class EmbeddedKafka:
         except BaseException:
             self.stop()
             raise
-        return self
 
     def stop(self) -> None:
         if self.process is not None:

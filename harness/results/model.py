@@ -11,8 +11,10 @@ Format history (``format_version``; the loader upgrades older versions, see :fun
   (value is compared, detail shown); every percentile key is spelled ``p99_9``; the engine's processed rate is
   input rows per second of wall time (``engine input rows``); ``read_committed`` records whether results were
   read as transactional output (latency then uses the visible time, see :mod:`harness.judge`);
-  ``collector`` carries bad records by kind. Added later without a version change (absent means not
-  measured): ``input_delay``, the input topic's append time − intended send time (:mod:`harness.input_delay`).
+  ``collector`` carries bad records by kind. Added later without a version change (new optional fields with
+  defaults; absent means not measured): ``input_delay``, the input topic's append time − intended send time
+  (:mod:`harness.input_delay`); ``faults``, one entry per injected fault (see :mod:`harness.faults`; empty without
+  faults).
 """
 
 from __future__ import annotations
@@ -197,6 +199,9 @@ class RepetitionSummary:
     input_delay: InputDelaySummary | None = None
     """Input append − intended send time over the measured period: the input path's own delay (None when the
     input topic was not read back: results written before this field existed, or the load did not finish)."""
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per scenario fault: the injector's record (kind, at_ms, downtime_ms, injected_at_ms,
+    restarted_at_ms, recovered_at_ms, error) and, if it was injected, :class:`harness.faults.FaultFigures`."""
 
 
 @dataclass(eq=False)

@@ -147,3 +147,41 @@ def test_no_orphans_when_the_harness_dies(tmp_path: Path, how: str, body: str) -
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_kill_sigkills_the_whole_tree_at_once_and_a_restart_reads_only_its_own_log(tmp_path: Path) -> None:
+    """A kill-engine fault: no TERM, no grace — the group is gone when kill() returns; the job started again
+    appends to the same log, and its readiness wait does not match the first run's READY line."""
+    log = tmp_path / "tree.log"
+    first = ManagedProcess("tree", [sys.executable, "-c", TREE], log).start()
+    first.wait_for_line(r"READY", timeout=30)
+    pids = tree_pids(log)
+    first.kill()
+    assert gone(pids)
+    slow = "import time; time.sleep(1.5); print('READY', flush=True); time.sleep(600)"
+    second = ManagedProcess("tree", [sys.executable, "-c", slow], log).start()
+    try:
+        started = time.monotonic()
+        second.wait_for_line(r"READY", timeout=30)
+        assert time.monotonic() - started >= 1.0  # the first run's READY, earlier in the log, did not count
+    finally:
+        second.stop(grace=2)
+
+
+def test_a_process_started_from_a_short_lived_thread_outlives_the_thread(tmp_path: Path) -> None:
+    """The guard's parent-death signal follows the thread that started it: the fault injector's restarts go
+    through the long-lived spawner thread, so a job restarted from a thread that then ends keeps running."""
+    import threading
+
+    started: list[ManagedProcess] = []
+    thread = threading.Thread(target=lambda: started.append(
+        ManagedProcess("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"], tmp_path / "s.log").start()))
+    thread.start()
+    thread.join()
+    [proc] = started
+    try:
+        time.sleep(1.0)
+        assert proc.alive()
+    finally:
+        proc.stop(grace=2)
+    assert not proc.alive()

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from harness import charts
-from harness.report import PLOT_FILES, fairness_differences, plot_charts, render_report, write_plots, write_report
+from harness.report import (PLOT_FILES, _fault_spans, fairness_differences, plot_charts, render_report, write_plots,
+                            write_report)
 from harness.results import create_run_dir, load_run, write_repetition, write_run_info, write_run_status
 from tests.unit.test_results import FINGERPRINT, make_result, make_scenario
 
@@ -144,6 +145,65 @@ def test_generator_table_falls_back_to_generator_json_for_older_summaries(tmp_pa
         generator_path.unlink()
     text = render_report(load_run(run_dir))
     assert "| spark | – | – | 0.20 ms ± 0.00 ms |" in text
+
+
+def test_faults_section_puts_each_faults_figures_beside_the_claimed_guarantee(tmp_path: Path) -> None:
+    import json
+
+    from tests.unit.synthetic_runs import Rep, write_run
+
+    run_dir = write_run(tmp_path, {"spark": [Rep()], "flink-eo": [Rep()], "flink": [Rep()]})
+    measured = {"kind": "kill-engine", "at_ms": 30_000, "downtime_ms": 5_000, "injected_at_ms": 1_000_000,
+                "restarted_at_ms": 1_005_000, "recovered_at_ms": 1_021_500, "error": None,
+                "results_gap_ms": 24_000, "recovery_ms": 31_250, "baseline_latency_ms": 2_900.0,
+                "peak_latency_ms": 27_000.0, "span_from_ms": 995_000, "span_to_ms": 1_036_250, "missing": 0,
+                "wrong": 0, "duplicated_pairs": 40, "duplicate_records": 41}
+    clean = {**measured, "duplicated_pairs": 0, "duplicate_records": 0, "recovery_ms": None}
+    cases = {  # engine: (its fault, whole-run missing / duplicated / duplicate records / wrong, claimed delivery)
+        "spark": (measured, (0, 1200, 1300, 0), "at-least-once"),
+        "flink-eo": (clean, (0, 0, 0, 0), "exactly-once"),
+        "flink": (clean, (3, 0, 0, 2), "at-least-once"),
+    }
+    for engine, (fault, (missing, duplicated, records, wrong), delivery) in cases.items():
+        path = run_dir / engine / "rep-1" / "summary.json"
+        data = json.loads(path.read_text())
+        data["faults"] = [fault]
+        data["correctness"].update(missing=missing, duplicated=duplicated, duplicate_records=records, wrong=wrong)
+        data["fairness"]["delivery"] = f"{delivery} (as the engine states it)"  # format 1: prose
+        path.write_text(json.dumps(data))
+    text = render_report(load_run(run_dir))
+    faults = text[text.index("## Faults"):]
+    sections = {name: faults[faults.index(f"### {name}\n"):] for name in cases}
+    assert "21.50 s ms" not in faults  # units said once
+    assert ("| 1 | kill-engine | 30 s | 21.50 s | 24.00 s | 31.25 s | 2,900 ms | 27.00 s | 0 / 40 (41) / 0 "
+            "| 0 / 1,200 (1,300) / 0 | at-least-once | at-least-once: every answer exact, 1,300 duplicate records |"
+            ) in sections["spark"]
+    assert ("| not recovered | 2,900 ms | 27.00 s | 0 / 0 (0) / 0 | 0 / 0 (0) / 0 | exactly-once "
+            "| exactly-once: every answer exact, no duplicate |") in sections["flink-eo"]
+    assert "**answers lost or wrong** (3 missing, 2 wrong) — below the claim |" in sections["flink"]
+
+    run = load_run(run_dir)
+    at = [(1_000_000 - run.engines[e][0].summary.timeline.load_start_ms) / 1000 for e in cases]
+    assert [(s.start, s.end, s.color, s.lane) for s in _fault_spans(run)] == [
+        (at[0], at[0] + 31.25, "C0", 0), (at[1], None, "C1", 1), (at[2], None, "C2", 2)]  # not recovered: open
+
+
+def test_fault_spans_are_drawn_shaded_without_a_legend_entry() -> None:
+    line = charts.Line("engine", [0, 10, 20, 30], [1.0, 2.0, 1.5, 1.0])
+    panel = charts.Panel([line], spans=[charts.Span(5.0, 12.0, color="C0"), charts.Span(25.0, None, color="C1")])
+    figure = charts.draw(charts.Chart([panel]))
+    assert figure is not None
+    ax = figure.axes[0]
+    shades = [p.get_x() for p in ax.patches]  # a full-height shade and a bar in the span's lane each
+    assert sorted(round(x, 3) for x in shades) == [5.0, 5.0, 25.0, 25.0]
+    assert ax.get_xlim()[1] >= 30 and [text for text, _ in charts.legend_entries(figure)] == ["engine"]
+
+
+def test_no_faults_section_without_faults(tmp_path: Path) -> None:
+    from tests.unit.synthetic_runs import Rep, write_run
+
+    text = render_report(load_run(write_run(tmp_path, {"spark": [Rep()]})))
+    assert "## Faults" not in text
 
 
 # ---------------------------------------------------------------------------------------------------- plots

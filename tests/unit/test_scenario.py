@@ -365,15 +365,27 @@ def test_faults_in_the_measured_period_with_room_to_recover_are_accepted() -> No
     assert scenario.dump()["faults"][1] == {"at": "35s", "kind": "restart-broker", "downtime": "1s"}
 
 
-def test_kill_worker_is_accepted_when_every_engine_runs_on_a_cluster() -> None:
+def test_kill_worker_needs_a_cluster_and_is_refused_there_too_while_not_implemented() -> None:
     engines = [{"engine": "spark", "settings": {"master": "spark://spark-master:7077", "bind_address": "0.0.0.0"}},
                {"engine": "flink", "settings": {"jobmanager": "flink-jobmanager:8081"}}]
     data = scenario_with(engines=engines, faults=[{"at": "20s", "kind": "kill-worker"}])
-    assert parse_scenario(data, source="s").faults[0].kind == "kill-worker"
+    assert errors_of(data) == [
+        "s.yaml: faults.0.kind: kill-worker (one Spark executor or Flink TaskManager of a cluster) is not implemented "
+        "in this version: nothing would be injected; use kill-engine (got 'kill-worker')"
+    ]
     engines[0]["settings"] = {"master": "local[2]"}
     assert errors_of(data) == [
         "s.yaml: faults.0.kind: kill-worker needs every engine on a cluster (settings.master: spark://host:port or "
         "settings.jobmanager: host:port), but engines.0 (spark) runs locally; use kill-engine (got 'kill-worker')"
+    ]
+
+
+def test_kill_engine_is_refused_for_an_engine_on_a_cluster() -> None:
+    engines = ["calibration", {"engine": "flink", "settings": {"jobmanager": "flink-jobmanager:8081"}}]
+    data = scenario_with(engines=engines, faults=[{"at": "20s", "kind": "kill-engine"}])
+    assert errors_of(data) == [
+        "s.yaml: faults.0.kind: kill-engine kills and restarts the engine's local job processes; engines.1 (flink) "
+        "runs on a cluster, where that is not implemented; run the engines locally for this fault (got 'kill-engine')"
     ]
 
 

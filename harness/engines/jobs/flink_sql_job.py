@@ -91,8 +91,12 @@ def job_configuration(spec: JobSpec, *, rest_port: int, connector_jar: str, job_
                 "execution.checkpointing.interval": f"{interval} ms",
                 "execution.checkpointing.mode": "EXACTLY_ONCE" if exactly_once else "AT_LEAST_ONCE",
                 "execution.checkpointing.dir": (Path(spec.state_dir) / CHECKPOINT_DIR).resolve().as_uri(),
+                # kept when the job ends, so a restarted job can resume from the latest one (kill-engine fault)
+                "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
             }
         )
+    if settings.get("recovery_path"):  # a restart after a kill-engine fault: resume from this checkpoint
+        config["execution.state-recovery.path"] = Path(settings["recovery_path"]).resolve().as_uri()
     config.update({key: str(value) for key, value in settings.get("config", {}).items()})
     return config
 

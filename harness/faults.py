@@ -1,0 +1,278 @@
+"""Fault injection (a scenario's ``faults:``) and the figures measured around each fault.
+
+:class:`FaultInjector` runs the scenario's faults against one engine × repetition, from a background thread
+started with the load, at ``start_epoch_ms + fault.at`` (the generator keeps its open-loop schedule all along):
+
+- ``kill-engine``: SIGKILL the engine's whole process group (:meth:`Engine.kill`), wait ``downtime``, then
+  :meth:`Engine.restart` — the same job from its last checkpoint (Spark: the same checkpoint location; Flink: the
+  latest retained checkpoint; the calibration engine has none and reads its input again from the beginning).
+- ``restart-broker``: stop the embedded broker (its data kept), start it again after ``downtime`` on the same port.
+- ``kill-worker``: not implemented (the scenario model refuses it); if one reaches the injector anyway it is
+  recorded with an error and nothing is injected.
+
+While a fault is in progress the engine's liveness check is suspended (:meth:`FaultInjector.check`); a restart
+that fails makes the next check raise. Each fault leaves a :class:`FaultRecord` (when it was injected, when the
+engine or broker was back, errors), which goes into the repetition's result.
+
+The figures per fault come from the judged pairs (:func:`fault_figures`, pure):
+
+- **results gap** (the observed downtime): last result record visible before the fault → first one visible after;
+- **recovery**: from the fault until the first window (ending after the fault) whose median result latency is back
+  within :data:`RECOVERY_TOLERANCE` of the baseline, the median of the per-window medians of the measured windows
+  that ended and were answered before the fault (all earlier windows if none was measured yet) — measured to
+  that window's end + its median latency, i.e. when its results were typically visible;
+- **peak latency**: the largest result latency of a pair whose window ends in the fault's span (which starts one
+  window before the fault: the window in progress when it struck is often the slowest);
+- **missing, wrong, duplicated pairs and duplicate records** among windows ending in
+  ``[fault − window size, recovery end + window size]`` (to the end of the run if latency never recovered).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import EngineError
+
+if TYPE_CHECKING:  # the pure figures below need none of these
+    from harness.engines.base import Engine
+    from harness.kafka.service import KafkaEndpoint
+    from harness.scenario import Fault
+
+RECOVERY_TOLERANCE = 0.10
+"""Latency counts as recovered when a window's median is at most this fraction above the pre-fault median."""
+
+
+# --------------------------------------------------------------------------------------------- injection
+@dataclass
+class FaultRecord:
+    """What happened to one fault of the scenario in one engine × repetition (epoch ms unless noted)."""
+
+    kind: str
+    at_ms: int
+    """Offset from the load start, as in the scenario."""
+    downtime_ms: int
+    """As in the scenario: how long the engine or broker stays down before it is started again."""
+    injected_at_ms: int | None = None
+    """When the kill (or the broker stop) was issued; None if the fault was never injected."""
+    restarted_at_ms: int | None = None
+    """When the restart began (injected_at_ms + downtime, plus the time the stop took)."""
+    recovered_at_ms: int | None = None
+    """When the engine was ready again (or the broker answered); None if it never was."""
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class FaultInjector:
+    """Injects ``faults`` into one engine run. Lifecycle, as the runner calls it: :meth:`start` once when the load's
+    start time is known → :meth:`check` instead of ``engine.check()`` while the load runs and drains →
+    :meth:`stop` before the engine is stopped → :meth:`records` into the result. Without faults it only forwards
+    :meth:`check`."""
+
+    def __init__(self, faults: Sequence[Fault], engine: Engine, kafka: KafkaEndpoint, *, restart_timeout_s: float,
+                 message: Callable[[str], None] = lambda text: None) -> None:
+        self.faults = list(faults)
+        self.engine = engine
+        self.kafka = kafka
+        self.restart_timeout_s = restart_timeout_s
+        self.message = message
+        self._records = [FaultRecord(f.kind, int(f.at), int(f.downtime)) for f in self.faults]
+        self._busy = threading.Lock()
+        """Held while a fault is in progress: the engine's liveness check is skipped meanwhile."""
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failure: str | None = None
+
+    def start(self, start_epoch_ms: int) -> None:
+        """Schedule every fault at ``start_epoch_ms + at``. Called once, as soon as the load's start is known."""
+        if self._thread is not None or not self.faults:
+            return
+        self._thread = threading.Thread(target=self._run, args=(start_epoch_ms,), name="fault-injector", daemon=True)
+        self._thread.start()
+
+    def check(self) -> None:
+        """``engine.check()`` unless a fault is in progress; raise :class:`EngineError` if a restart failed."""
+        if self._failure is not None:
+            raise EngineError(self._failure)
+        if self._busy.acquire(blocking=False):
+            try:
+                self.engine.check()
+            finally:
+                self._busy.release()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Cancel faults not injected yet and wait for the one in progress (at most ``timeout_s``, default the
+        restart timeout + the longest downtime)."""
+        self._cancel.set()
+        if self._thread is not None:
+            longest = max((f.downtime for f in self.faults), default=0) / 1000
+            self._thread.join(timeout_s if timeout_s is not None else self.restart_timeout_s + longest + 30)
+
+    def records(self) -> list[dict[str, Any]]:
+        """One :class:`FaultRecord` per scenario fault, as JSON."""
+        return [record.to_json() for record in self._records]
+
+    # ------------------------------------------------------------------------------------------- internals
+    def _run(self, start_epoch_ms: int) -> None:
+        for fault, record in zip(self.faults, self._records):
+            wait_s = (start_epoch_ms + fault.at) / 1000 - time.time()
+            if self._cancel.wait(max(wait_s, 0)):
+                return
+            with self._busy:
+                try:
+                    self._inject(fault, record)
+                except Exception as exc:  # noqa: BLE001 - recorded; the run goes on and says so
+                    record.error = f"{type(exc).__name__}: {exc}"
+                    self._failure = f"fault {fault.kind} at {fault.at} ms: recovery failed: {record.error}"
+                    self.message(self._failure)
+                    if not isinstance(exc, EngineError):
+                        self.message(traceback.format_exc())
+            if record.recovered_at_ms is not None and record.injected_at_ms is not None:
+                self.message(f"fault {fault.kind} at {fault.at / 1000:g} s: back after "
+                             f"{(record.recovered_at_ms - record.injected_at_ms) / 1000:.1f} s")
+
+    def _inject(self, fault: Fault, record: FaultRecord) -> None:
+        if fault.kind == "kill-engine":
+            record.injected_at_ms = _now_ms()
+            self.engine.kill()
+            self._sleep_until(record.injected_at_ms + fault.downtime)
+            if self._cancel.is_set():
+                return
+            record.restarted_at_ms = _now_ms()
+            self.engine.restart(self.restart_timeout_s)
+            record.recovered_at_ms = _now_ms()
+        elif fault.kind == "restart-broker":
+            broker = self.kafka.broker
+            if broker is None:
+                raise EngineError("restart-broker needs the embedded broker (kafka.mode: embedded)")
+            record.injected_at_ms = _now_ms()
+            broker.stop()
+            self._sleep_until(record.injected_at_ms + fault.downtime)
+            record.restarted_at_ms = _now_ms()
+            broker.restart()
+            record.recovered_at_ms = _now_ms()
+        else:
+            record.error = f"{fault.kind} is not implemented yet: nothing was injected"
+
+    def _sleep_until(self, epoch_ms: int) -> None:
+        time.sleep(max(epoch_ms / 1000 - time.time(), 0))
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# ------------------------------------------------------------------------------------------------ figures
+@dataclass(frozen=True)
+class FaultFigures:
+    """What one fault cost, from the judged pairs (ms; epoch ms for ``*_at_ms`` and the span)."""
+
+    results_gap_ms: int | None
+    """Last result record visible before the fault → first visible after (None: no result on one side)."""
+    recovery_ms: int | None
+    """Fault → results of the first window back within tolerance were visible (None: never recovered)."""
+    baseline_latency_ms: float | None
+    """Median of the per-window median result latencies of windows ending before the fault."""
+    peak_latency_ms: float | None
+    span_from_ms: int
+    span_to_ms: int
+    """Windows ending in [span_from_ms, span_to_ms] are the fault's: they give the counts below."""
+    missing: int
+    wrong: int
+    duplicated_pairs: int
+    duplicate_records: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def results_gap_ms(visible: np.ndarray, fault_ms: int) -> int | None:
+    """Last visible time before ``fault_ms`` → first at or after it; None when one side has no result."""
+    visible = np.asarray(visible, dtype=np.int64)
+    before, after = visible[visible < fault_ms], visible[visible >= fault_ms]
+    if not len(before) or not len(after):
+        return None
+    return int(after.min() - before.max())
+
+
+def window_latency(pairs: pd.DataFrame) -> pd.Series:
+    """Median result latency per window (indexed by window_end, ascending) over pairs with a latency."""
+    timed = pairs[pairs["result_latency_ms"].notna()]
+    return timed.groupby("window_end")["result_latency_ms"].median().sort_index()
+
+
+def recovery(pairs: pd.DataFrame, fault_ms: int, *, tolerance: float = RECOVERY_TOLERANCE,
+             baseline_from_ms: int | None = None) -> tuple[float | None, int | None]:
+    """(pre-fault median latency, recovery time in ms or None): see the module docstring. The baseline is taken
+    over windows ending in [``baseline_from_ms``, fault) — the measured period, so start-up latencies do not
+    inflate it — or over every window ending before the fault when none ends in that stretch; in both cases
+    only windows typically answered (end + median latency) before the fault. No such window: no baseline, and
+    no recovery time."""
+    medians = window_latency(pairs)
+    # answered before the fault: a window that ended before it but was answered after is part of the disruption
+    before = medians[(medians.index < fault_ms) & (medians.index + medians < fault_ms)]
+    if baseline_from_ms is not None and (before.index >= baseline_from_ms).any():
+        before = before[before.index >= baseline_from_ms]
+    if not len(before):
+        return None, None
+    baseline = float(before.median())
+    after = medians[medians.index >= fault_ms]
+    back = after[after <= baseline * (1 + tolerance)]
+    if not len(back):
+        return baseline, None
+    window_end = int(back.index[0])
+    return baseline, int(window_end + back.iloc[0] - fault_ms)
+
+
+def fault_figures(pairs: pd.DataFrame, visible: np.ndarray, fault_ms: int, *, window_size_ms: int,
+                  tolerance: float = RECOVERY_TOLERANCE, baseline_from_ms: int | None = None) -> FaultFigures:
+    """The figures of a fault injected at ``fault_ms`` from the judged ``pairs`` (harness.judge.PAIR_COLUMNS)
+    and the visible times of every result record (``visible``, epoch ms); ``baseline_from_ms`` (the warm-up's
+    end) as in :func:`recovery`."""
+    baseline, recovery_ms = recovery(pairs, fault_ms, tolerance=tolerance, baseline_from_ms=baseline_from_ms)
+    last_end = int(pairs["window_end"].max()) if len(pairs) else fault_ms
+    span_from = fault_ms - window_size_ms
+    span_to = fault_ms + recovery_ms + window_size_ms if recovery_ms is not None else last_end
+    span = pairs[(pairs["window_end"] >= span_from) & (pairs["window_end"] <= span_to)]
+    peak = span["result_latency_ms"].max()  # the window in progress at the fault is often the slowest
+    duplicated = span["final_records"] > 1
+    return FaultFigures(
+        results_gap_ms=results_gap_ms(visible, fault_ms),
+        recovery_ms=recovery_ms,
+        baseline_latency_ms=baseline,
+        peak_latency_ms=None if pd.isna(peak) else float(peak),
+        span_from_ms=int(span_from),
+        span_to_ms=int(span_to),
+        missing=int((span["status"] == "missing").sum()),
+        wrong=int((span["status"] == "wrong").sum()),
+        duplicated_pairs=int(duplicated.sum()),
+        duplicate_records=int((span.loc[duplicated, "final_records"] - 1).sum()),
+    )
+
+
+def measured_faults(records: Sequence[dict[str, Any]], pairs: pd.DataFrame, visible: np.ndarray, *,
+                    window_size_ms: int, baseline_from_ms: int | None = None) -> list[dict[str, Any]]:
+    """Each injector record (:meth:`FaultInjector.records`) with its :func:`fault_figures` added (for faults
+    that were injected)."""
+    out = []
+    for record in records:
+        row = dict(record)
+        if record.get("injected_at_ms") is not None:
+            row.update(fault_figures(pairs, visible, int(record["injected_at_ms"]), window_size_ms=window_size_ms,
+                                     baseline_from_ms=baseline_from_ms).to_json())
+        out.append(row)
+    return out
+
+
+__all__ = ["FaultFigures", "FaultInjector", "FaultRecord", "RECOVERY_TOLERANCE", "fault_figures",
+           "measured_faults", "recovery", "results_gap_ms", "window_latency"]
