@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness import charts
+from harness import charts, keepup
 from harness.engines.base import FAIRNESS_KEYS
 from harness.figures import FIGURE_BY_KEY, FIGURES, Figure, figure_estimate, fmt_estimate, fmt_number, ok_reps
 from harness.results import LoadedRepetition, ResultError, RunData, load_run
@@ -562,8 +562,10 @@ def _definitions(run: RunData) -> list[str]:
         "- *target*: events/s the open-loop schedule intended; *achieved*: records/s the generator sent; "
         "*processed*: events/s the engine processed (its own metric, or “(output)”: the growth of the output "
         "counts per second).",
-        "- *sustained*: the fitted trend of result latency over the measured windows grows by less than "
-        "max(one window, 50 % of its starting level).",
+        "- *sustained* (keep-up verdict, `harness/keepup.py`): processed ≥ "
+        f"{keepup.MIN_PROCESSED_RATIO:.0%} of the achieved rate, the input lag's fitted slope ≤ "
+        f"{keepup.MAX_LAG_SLOPE_SHARE:.0%} of the achieved rate per s, and result latency not rising faster than "
+        f"{keepup.MAX_LATENCY_SLOPE:g} ms per s over the measured windows (with a rise above one slide).",
         "- *event-time latency*: broker append time − the largest event time among the pair's on-time events.",
         "- *negative*: latencies below 0, left out of the percentiles and never clamped.",
         "- *valid*: the engine ran, the generator drove the load (≥ 99 % of target, small publish delay) and the "

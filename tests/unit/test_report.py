@@ -88,6 +88,9 @@ def test_golden_report_says_what_matters(tmp_path: Path) -> None:
     assert "flink rep 2: incorrect" not in text  # a failed repetition is not checked
     assert "± " in text  # mean ± CI with repetitions
     assert "| spark | 2/2 |" in text and "| flink | 1/2 |" in text
+    # the reading guide states today's keep-up rule, not an older one
+    assert "- *sustained* (keep-up verdict, `harness/keepup.py`): processed ≥ 99% of the achieved rate" in text
+    assert "50 % of its starting level" not in text
 
 
 def test_equal_settings_worded_differently_do_not_differ_but_real_differences_do(tmp_path: Path) -> None:
