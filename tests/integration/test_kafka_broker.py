@@ -25,6 +25,13 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def sigint_as_in_a_terminal() -> None:
+    """In the child before exec: SIGINT back to its default, so the child's Python turns it into
+    KeyboardInterrupt even when this test runs in a background job (where SIGINT is inherited as ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+
 def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 30) -> list:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
                              consumer_timeout_ms=int(timeout_s * 1000))
@@ -128,7 +135,8 @@ def test_no_broker_survives_its_harness(tmp_path: Path, sig: signal.Signals) -> 
             time.sleep(600)
         """
     )
-    harness = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    harness = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                               preexec_fn=sigint_as_in_a_terminal, cwd=ROOT)
     try:
         assert harness.stdout is not None
         assert harness.stdout.readline().startswith("READY")

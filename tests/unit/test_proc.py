@@ -28,6 +28,13 @@ TREE = textwrap.dedent(
 )
 
 
+def sigint_as_in_a_terminal() -> None:
+    """In the child before exec: SIGINT back to its default, so the child's Python turns it into
+    KeyboardInterrupt even when this test runs in a background job (where SIGINT is inherited as ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+
 def tree_pids(log: Path, timeout: float = 20.0) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -129,7 +136,7 @@ def test_no_orphans_when_the_harness_dies(tmp_path: Path, how: str, body: str) -
     log = tmp_path / "tree.log"
     script = HARNESS_STANDIN.format(tree=TREE, log=str(log), body=body)
     harness = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                               cwd=Path(__file__).resolve().parents[2])
+                               preexec_fn=sigint_as_in_a_terminal, cwd=Path(__file__).resolve().parents[2])
     try:
         assert harness.stdout is not None and harness.stdout.readline().strip() == "STARTED"
         pids = tree_pids(log)
