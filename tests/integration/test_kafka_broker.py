@@ -31,7 +31,6 @@ def sigint_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-
 def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 30) -> list:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
                              consumer_timeout_ms=int(timeout_s * 1000))
