@@ -60,6 +60,14 @@ class ProcessWatch:
         self.marker = str(marker)
         self.seen: dict[tuple[int, float], str] = {}
         self._halt = threading.Event()
+        self.before: set[tuple[int, float]] = set()
+        """Processes already running when the watch began (e.g. the session's shared broker, started by an
+        earlier test): not the run's, so never counted as left behind."""
+        for proc in psutil.Process(os.getpid()).children(recursive=True):
+            try:
+                self.before.add((proc.pid, proc.create_time()))
+            except psutil.Error:
+                continue
 
     def poll(self) -> None:
         ours = {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)}
@@ -68,8 +76,9 @@ class ProcessWatch:
                 cmdline = " ".join(proc.info["cmdline"] or [])
                 if RESOURCE_TRACKER in cmdline:
                     continue
-                if proc.info["pid"] in ours or self.marker in cmdline:
-                    self.seen[(proc.info["pid"], proc.info["create_time"])] = cmdline[:160]
+                key = (proc.info["pid"], proc.info["create_time"])
+                if key not in self.before and (proc.info["pid"] in ours or self.marker in cmdline):
+                    self.seen[key] = cmdline[:160]
             except psutil.Error:
                 continue
 
