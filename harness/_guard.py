@@ -1,9 +1,11 @@
-"""Process guard: ``python -m harness._guard PARENT_PID -- ARGV...``.
+"""Process guard: ``python -m harness._guard PARENT_PID [--cpus LIST] -- ARGV...``.
 
 Runs ARGV as a child in the guard's own process group (the harness starts the guard with a new session) and kills
 that whole group when the harness goes away, however it goes: the kernel sends the guard SIGTERM when its parent
 dies (``PR_SET_PDEATHSIG``), and the guard also polls its parent pid in case the signal was set too late.
 On SIGTERM/SIGINT it terminates the group, waits briefly, then kills it. Its exit code is the child's.
+With ``--cpus 0-1,3`` the guard pins itself to those CPUs before it starts ARGV, which inherits the affinity
+(:mod:`harness.isolation`).
 """
 
 from __future__ import annotations
@@ -57,8 +59,11 @@ def _group_members(group: int) -> list[int]:
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) >= 5 and argv[1] == "--cpus":
+        os.sched_setaffinity(0, {int(cpu) for cpu in argv[2].split(",")})
+        argv = [argv[0], *argv[3:]]
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m harness._guard PARENT_PID -- ARGV...", file=sys.stderr)
+        print("usage: python -m harness._guard PARENT_PID [--cpus N,N...] -- ARGV...", file=sys.stderr)
         return 2
     parent = int(argv[0])
     try:

@@ -25,7 +25,7 @@ import pandas as pd
 from harness import faults as fault_figures
 from harness import histograms, verdicts
 from harness.engines.base import normalise_fairness
-from harness.input_delay import InputAppendTimes, summarize_input_delay
+from harness.input_delay import InputAppendTimes, arrived_late, summarize_input_delay
 from harness.judge import Judgement, empty_records, judge, ordered, visible_ms
 from harness.keepup import judge_keep_up
 from harness.loadgen import GeneratorResult
@@ -47,7 +47,7 @@ from harness.results.model import (
 )
 from harness.scenario import Scenario
 from harness.series import InputRows, mean_over, per_second_series
-from harness.workload import FLUSH_USER, is_measured
+from harness.workload import FLUSH_USER, Windows, is_measured
 
 CLOCK_NOTE = (
     "result latency = visible time (broker LogAppendTime; for read_committed output the later of it and the "
@@ -92,6 +92,7 @@ def analyse(inputs: RepetitionInputs) -> RepetitionResult:
     window = scenario.window
     records = inputs.records if len(inputs.records) else empty_records()
     expected = inputs.expected if inputs.expected is not None else _no_expectation(window.size // window.slide_ms)
+    expected = _allowing_arrived_late(inputs, expected)
     judgement = judge(records, expected, read_committed=inputs.read_committed)
     pairs = judgement.pairs
     measured = is_measured(pairs["window_end"].to_numpy(), warmup_end_ms=timeline.warmup_end_ms,
@@ -140,7 +141,7 @@ def analyse(inputs: RepetitionInputs) -> RepetitionResult:
         fairness=fairness_values(inputs.fairness),
         collector=collector,
         read_committed=inputs.read_committed,
-        input_delay=_input_delay(inputs),
+        input_delay=_input_delay(inputs, expected.arrived_late),
         faults=_faults(inputs, records, pairs),
     )
     summary = dataclasses.replace(summary, warnings=verdicts.repetition_warnings(summary))
@@ -230,13 +231,37 @@ def _generator_summary(gen: GeneratorResult | None) -> GeneratorSummary | None:
     )
 
 
-def _input_delay(inputs: RepetitionInputs) -> InputDelaySummary | None:
-    """The input path's own delay over the measured period, when the input topic was read back."""
+def _allowing_arrived_late(inputs: RepetitionInputs, expected: Expected) -> Expected:
+    """``expected`` allowing for the on-time events that arrived late in the input topic (read back after the
+    drain; :func:`harness.input_delay.arrived_late`), when it was read back."""
+    times = inputs.input_append
+    if times is None or times.ts is None or inputs.expected is None:
+        return expected
+    scenario = inputs.scenario
+    schedule = RateSchedule.from_load(scenario.load, scenario.duration)
+    load = times.seq < schedule.total_events
+    deliberately = np.zeros(len(times.seq), dtype=bool)
+    if scenario.load.late.fraction > 0:
+        intended = inputs.timeline.load_start_ms + np.floor(schedule.offsets_of(times.seq[load])).astype(np.int64)
+        deliberately[load] = intended - times.ts[load] >= scenario.load.late.by
+    late = arrived_late(times, watermark_delay_ms=scenario.window.watermark_delay,
+                        total_events=schedule.total_events, deliberately_late=deliberately)
+    if not late.any():
+        return expected
+    window = scenario.window
+    windows = Windows(window.size, window.slide_ms, window.watermark_delay)
+    return expected.allowing_arrived_late(times.user[late], times.ts[late], windows)
+
+
+def _input_delay(inputs: RepetitionInputs, late: int) -> InputDelaySummary | None:
+    """The input path's own delay over the measured period, and how many on-time events arrived late (``late``),
+    when the input topic was read back."""
     if inputs.input_append is None:
         return None
     scenario = inputs.scenario
-    return summarize_input_delay(inputs.input_append, RateSchedule.from_load(scenario.load, scenario.duration),
-                                 load_start_ms=inputs.timeline.load_start_ms, warmup_ms=scenario.warmup)
+    summary = summarize_input_delay(inputs.input_append, RateSchedule.from_load(scenario.load, scenario.duration),
+                                    load_start_ms=inputs.timeline.load_start_ms, warmup_ms=scenario.warmup)
+    return dataclasses.replace(summary, arrived_late=late)
 
 
 def _collector_counters(snapshot: Mapping[str, Any] | None, records: pd.DataFrame) -> dict[str, Any]:

@@ -78,8 +78,10 @@ def validate(scenario_file: Path) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Directory under which the run directory is created.")
 @click.option("--no-report", is_flag=True, help="Skip writing report.md at the end.")
+@click.option("--isolation", default=None, metavar="LOAD:ENGINE|off",
+              help="Override isolation: CPUs of the load path and of the engine, e.g. 0:1; off for none.")
 def run(scenario_file: Path, engine_names: str | None, repetitions: int | None, duration: int | None,
-        rate: float | None, out: Path, no_report: bool) -> None:
+        rate: float | None, out: Path, no_report: bool, isolation: str | None) -> None:
     """Run SCENARIO_FILE: every engine × repetition, one after another, and write results and a report.
 
     The scenario (with any overrides) is validated before anything starts. Results go to
@@ -93,7 +95,7 @@ def run(scenario_file: Path, engine_names: str | None, repetitions: int | None, 
         load_scenario(scenario_file),
         rate=rate, duration=duration, repetitions=repetitions,
         engines=[name.strip() for name in engine_names.split(",") if name.strip()] if engine_names else None,
-        source=str(scenario_file),
+        isolation=isolation, source=str(scenario_file),
     )
     outcome = run_scenario(scenario, out, report=not no_report)
     click.echo(f"{outcome.status}: {outcome.run_dir}")

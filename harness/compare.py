@@ -66,10 +66,11 @@ COMPARED = (
 )
 """Figures compared (target and achieved rate describe the load, not the engine)."""
 
-SCENARIO_KEYS = ("duration", "warmup", "load", "window", "kafka", "parallelism")
+SCENARIO_KEYS = ("duration", "warmup", "load", "window", "kafka", "parallelism", "isolation")
 """Resolved-scenario fields that must be equal for two runs to be compared (besides each engine's ``engine`` and
 ``settings``). Duration and warm-up are included because they move the figures (a longer run has more windows
-in its tail percentiles and a later JIT state). Not compared: name, description, repetitions (only the sample
+in its tail percentiles and a later JIT state), and so is ``isolation`` (cores of its own change the engine's
+latency and capacity). Not compared: name, description, repetitions (only the sample
 size, which the test accounts for), seed (another draw of the same workload), drain and start timeouts."""
 
 FINGERPRINT_KEYS = ("cpu_model", "cpu_logical", "cpu_physical", "versions")

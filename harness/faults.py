@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import EngineError
+from harness.isolation import children_on
 
 if TYPE_CHECKING:  # the pure figures below need none of these
     from harness.engines.base import Engine
@@ -80,8 +81,11 @@ class FaultInjector:
     :meth:`check`."""
 
     def __init__(self, faults: Sequence[Fault], engine: Engine, kafka: KafkaEndpoint, *, restart_timeout_s: float,
-                 message: Callable[[str], None] = lambda text: None) -> None:
+                 message: Callable[[str], None] = lambda text: None,
+                 engine_cpus: frozenset[int] | None = None) -> None:
         self.faults = list(faults)
+        self.engine_cpus = engine_cpus
+        """``isolation.engine``: a restarted job runs where the first one ran."""
         self.engine = engine
         self.kafka = kafka
         self.restart_timeout_s = restart_timeout_s
@@ -149,7 +153,8 @@ class FaultInjector:
             if self._cancel.is_set():
                 return
             record.restarted_at_ms = _now_ms()
-            self.engine.restart(self.restart_timeout_s)
+            with children_on(self.engine_cpus):
+                self.engine.restart(self.restart_timeout_s)
             record.recovered_at_ms = _now_ms()
         elif fault.kind == "restart-broker":
             broker = self.kafka.broker

@@ -11,6 +11,13 @@ is floored because the append time is a whole millisecond (floor of the true tim
 never negative (resolution: 1 ms); a negative value means two clocks disagree (external cluster) and is counted apart.
 
 End-of-run records (``seq`` ≥ the load's event count) are not load and are skipped.
+
+The same read-back shows the order the events really **arrived** in. The contract's watermark is "max event time
+seen − D", and an event below it when it arrives "is late and may be dropped". The oracle assumes the intended
+order; a broker that was down, or producers that fell behind, can append an event after others more than D newer
+(each generator worker keeps its own backlog and flushes it when it can, so one partition interleaves them).
+:func:`arrived_late` finds those events — below ``max(ts of every record appended in an earlier millisecond) − D``
+— so the judge can allow them like deliberately late ones, and never blame an engine for what the load path did.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from harness.results.model import InputDelaySummary
 
 _SEQ = re.compile(rb'"seq": (\d+)')
 """The ``seq`` field as :class:`harness.loadgen.events.Encoder` writes it (json.dumps separators)."""
+_USER_TS = re.compile(rb'"user": "([^"]*)", "action": "[^"]*", "ts": (-?\d+), "seq"')
+"""``user`` and ``ts``, written just before ``seq`` (:class:`harness.loadgen.events.Encoder`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +52,10 @@ class InputAppendTimes:
     """Records whose timestamp was not LogAppendTime (the topic was not created by this harness version)."""
     unreadable: int = 0
     """Records without a ``seq`` field."""
+    ts: np.ndarray | None = None
+    """int64 event time of each record (None: not read)."""
+    user: np.ndarray | None = None
+    """The user of each record (str objects; None: not read)."""
 
 
 def read_append_times(bootstrap: str, topic: str) -> InputAppendTimes:
@@ -51,10 +64,13 @@ def read_append_times(bootstrap: str, topic: str) -> InputAppendTimes:
     batch at a time with no per-record object, as a run can hold millions of input records."""
     seqs: list[np.ndarray] = []
     appends: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    users: list[np.ndarray] = []
     not_append = unreadable = 0
     for batch in iter_batches(bootstrap, topic):
         stamps = [message.timestamp() for message in batch]
-        found = [_SEQ.search(message.value() or b"") for message in batch]
+        values = [message.value() or b"" for message in batch]
+        found = [_SEQ.search(value) for value in values]
         keep = [kind == TIMESTAMP_LOG_APPEND_TIME and match is not None
                 for (kind, _), match in zip(stamps, found)]
         not_append += sum(kind != TIMESTAMP_LOG_APPEND_TIME for kind, _ in stamps)
@@ -62,9 +78,45 @@ def read_append_times(bootstrap: str, topic: str) -> InputAppendTimes:
                           for (kind, _), match in zip(stamps, found))
         seqs.append(np.array([int(m.group(1)) for m, k in zip(found, keep) if k], dtype=np.int64))
         appends.append(np.array([ts for (_, ts), k in zip(stamps, keep) if k], dtype=np.int64))
+        fields = [_USER_TS.search(value) for value, k in zip(values, keep) if k]
+        times.append(np.array([int(f.group(2)) if f else _NO_TS for f in fields], dtype=np.int64))
+        users.append(np.array([f.group(1).decode() if f else "" for f in fields], dtype=object))
     empty = np.empty(0, dtype=np.int64)
-    return InputAppendTimes(np.concatenate(seqs) if seqs else empty, np.concatenate(appends) if appends else empty,
-                            not_append, unreadable)
+    return InputAppendTimes(
+        np.concatenate(seqs) if seqs else empty, np.concatenate(appends) if appends else empty,
+        not_append, unreadable,
+        ts=np.concatenate(times) if times else empty,
+        user=np.concatenate(users) if users else np.empty(0, dtype=object),
+    )
+
+
+_NO_TS = np.iinfo(np.int64).min // 4
+"""``ts`` of a record whose user and time could not be read, and the "nothing appended before" mark: below
+every real time, with room to subtract D."""
+
+
+def arrived_late(times: InputAppendTimes, *, watermark_delay_ms: int, total_events: int,
+                 deliberately_late: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask over ``times``: load events (``seq`` < ``total_events``, not ``deliberately_late``) whose
+    ``ts`` was below the contract's watermark when they were appended, i.e. below the largest ``ts`` of every
+    record appended in an earlier millisecond − D. Records of the same millisecond do not count against each
+    other (their order within it is unknown). Pure."""
+    if times.ts is None or not len(times.ts):
+        return np.zeros(len(times.seq), dtype=bool)
+    order = np.argsort(times.append_ms, kind="stable")
+    append, ts = times.append_ms[order], times.ts[order]
+    first_of_ms = np.r_[True, append[1:] != append[:-1]]
+    group = np.cumsum(first_of_ms) - 1
+    group_max = np.full(int(group[-1]) + 1, _NO_TS, dtype=np.int64)
+    np.maximum.at(group_max, group, ts)
+    before = np.r_[_NO_TS, np.maximum.accumulate(group_max)[:-1]]  # max ts of earlier milliseconds
+    late_sorted = ts < before[group] - watermark_delay_ms
+    late = np.empty_like(late_sorted)
+    late[order] = late_sorted
+    late &= (times.seq < total_events) & (times.ts != _NO_TS)
+    if deliberately_late is not None:
+        late &= ~deliberately_late
+    return late
 
 
 def summarize_input_delay(times: InputAppendTimes, schedule: RateSchedule, *, load_start_ms: int,

@@ -47,11 +47,27 @@ class Expected:
     events: int
     late_events: int
     windows_per_event: int
+    arrived_late: int = 0
+    """On-time events that arrived late in the input topic (:func:`harness.input_delay.arrived_late`) and are
+    allowed for by :meth:`allowing_arrived_late`."""
 
     @property
     def required(self) -> int:
         """Pairs an engine must emit (``count_min > 0``)."""
         return int((self.pairs["count_min"] > 0).sum())
+
+    def allowing_arrived_late(self, users: np.ndarray, ts: np.ndarray, windows: workload.Windows) -> Expected:
+        """The same table where each given event (its user id and ``ts``) — an on-time event that arrived below
+        the watermark — may be dropped: ``count_min`` of every pair it belongs to is one lower, never below 0."""
+        users, ts = np.asarray(users, dtype=object), np.asarray(ts, dtype=np.int64)
+        if not ts.size:
+            return self
+        rows, starts = windows.assign(ts)
+        dropped = (pd.DataFrame({"user": users[rows], "window_start": starts})
+                   .groupby(["user", "window_start"]).size().rename("dropped"))
+        pairs = self.pairs.join(dropped, on=["user", "window_start"])
+        pairs["count_min"] = (pairs["count_min"] - pairs["dropped"].fillna(0).astype(np.int64)).clip(lower=0)
+        return replace(self, pairs=pairs.drop(columns="dropped"), arrived_late=self.arrived_late + int(ts.size))
 
     def shifted(self, offset_ms: int) -> Expected:
         """The same table for a load started ``offset_ms`` later (a multiple of the slide: windows shift whole)."""

@@ -17,13 +17,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
 
 from harness.errors import ServiceError
+from harness.isolation import children_cpus
 
 TAIL_LINES = 30
 
@@ -56,8 +57,12 @@ class ManagedProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         error_class: type[ServiceError] | type[Exception] = ServiceError,
+        cpus: Iterable[int] | None = None,
     ) -> None:
         self.name = name
+        self.cpus = frozenset(cpus) if cpus is not None else None
+        """CPUs the process group runs on; None: those :func:`harness.isolation.children_on` gave the starting
+        thread, else the harness's own."""
         self.argv = [str(arg) for arg in argv]
         self.log_path = Path(log_path)
         self.env = dict(os.environ if env is None else env)
@@ -73,10 +78,12 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # readiness waits read only what this process writes: a restarted job appends to its predecessor's log
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        cpus = self.cpus if self.cpus is not None else children_cpus()
+        pin = ["--cpus", ",".join(str(cpu) for cpu in sorted(cpus))] if cpus is not None else []
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
             self._popen = _spawn(
-                [sys.executable, "-m", "harness._guard", str(os.getpid()), "--", *self.argv],
+                [sys.executable, "-m", "harness._guard", str(os.getpid()), *pin, "--", *self.argv],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

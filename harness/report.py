@@ -309,14 +309,18 @@ def _input_path_table(run: RunData) -> list[str]:
                 [name, str(rep.summary.repetition)]
                 + [fmt_number(publish.get(q), "ms") for q in ("p50", "p99", "max")]
                 + [fmt_number(delay.delay_ms.get(q), "ms") for q in ("p50", "p99", "max")]
-                + [f"{delay.negative:,}" if delay.negative else "0"]
+                + [f"{delay.negative:,}" if delay.negative else "0", f"{delay.arrived_late:,}"]
             )
     if not rows:
         return []
     lines = ["### Input path (publish = actual − intended send time; input append = the input topic's "
              "LogAppendTime − intended send time, 1 ms resolution; measured period)", ""]
     lines += _md_table(["engine", "rep", "publish p50", "publish p99", "publish max", "input append p50",
-                        "input append p99", "input append max", "appended before intended (clocks)"], rows)
+                        "input append p99", "input append max", "appended before intended (clocks)",
+                        "arrived late (whole run)"], rows)
+    lines += ["", "*Arrived late*: on-time events the input topic received below the watermark (the largest event "
+              "time appended earlier − D), e.g. a backlog flushed after a broker restart; an engine may drop them, "
+              "and the correctness check allows it."]
     return lines + [""]
 
 
@@ -361,6 +365,7 @@ FAIRNESS_AFFECTS = {
     "parallelism": "processed rate, latency, CPU, memory",
     "partitions": "processed rate, latency",
     "deployment": "every figure",
+    "cpus": "latency and its spread, capacity: whether the engine had cores to itself",
 }
 """What a real difference in each fairness setting makes not like for like."""
 

@@ -27,10 +27,10 @@ from typing import Any
 import pandas as pd
 import psutil
 
-from harness import jvm, results
+from harness import isolation, jvm, results
 from harness.analysis import RepetitionInputs, analyse
 from harness.collector import LiveCollector
-from harness.engines.base import Engine, EngineContext, engine_versions
+from harness.engines.base import Engine, EngineContext, Setting, engine_versions
 from harness.engines.registry import resolve_engine
 from harness.errors import HarnessError
 from harness.faults import FaultInjector
@@ -99,6 +99,7 @@ def run_scenario(
         with (
             display,
             client_log_to(run_dir / "kafka-clients.log"),
+            isolation.harness_pinned(scenario.isolation.load_path if scenario.isolation else None),
             kafka_service(scenario.kafka, run_dir / "kafka") as kafka,
         ):
             display.message(f"kafka: {kafka.mode} at {kafka.bootstrap}")
@@ -142,6 +143,8 @@ def _deployment(scenario: Scenario) -> str:
     for entry in scenario.engines:
         where = entry.settings.get("master") or entry.settings.get("jobmanager") or "local on this host"
         parts.append(f"{entry.name}: {where}")
+    if scenario.isolation is not None:
+        parts.append(f"isolation: {scenario.isolation.describe()}")
     return "; ".join(parts)
 
 
@@ -241,6 +244,7 @@ class _EngineRun:
         })
         injector = FaultInjector(
             scenario.faults, engine, self.kafka, restart_timeout_s=scenario.engine_start_timeout / 1000,
+            engine_cpus=self.engine_cpus,
             message=lambda text: display.message(f"[{self.label} rep {self.repetition}] {text}"),
         )
         state: dict[str, Any] = {"collector": None, "generator": None, "metrics": {}, "faults": injector,
@@ -273,18 +277,44 @@ class _EngineRun:
         sampler.start()
         display.update(phase="starting engine")
         started = time.monotonic()
-        engine.start()
+        with isolation.children_on(self.engine_cpus):
+            engine.start()
         engine.wait_ready(scenario.engine_start_timeout / 1000)
         ready_s = time.monotonic() - started
         display.message(f"[{self.label} rep {self.repetition}] ready after {ready_s:.1f} s")
+        state["metrics"] = {"ready_s": ready_s, **self._pin_engine(engine)}
         collector = LiveCollector(self.kafka.bootstrap, self.output_topic, read_committed=engine.read_committed)
         state["collector"] = collector
         collector.start()
         injector: FaultInjector = state["faults"]
         state["generator"] = generator = self._load(engine, collector, injector)
         self._drain(injector, collector, self.expected_at_zero.shifted(generator.start_epoch_ms))
-        state["metrics"] = {"ready_s": ready_s}
         state["input_append"] = self._read_input_append_times()
+
+    @property
+    def engine_cpus(self) -> frozenset[int] | None:
+        """The engine's CPUs when the scenario isolates it (``isolation.engine``), else None."""
+        return self.scenario.isolation.engine if self.scenario.isolation else None
+
+    def _cpus_setting(self) -> Setting:
+        """The ``cpus`` fairness setting, the harness's own: which CPUs the engine had, alone or shared."""
+        iso = self.scenario.isolation
+        if iso is None:
+            shared = isolation.format_cpu_list(isolation.available_cpus())
+            return Setting(f"shared {shared}", f"CPUs {shared}, shared with the load path (no isolation)")
+        engine, load = isolation.format_cpu_list(iso.engine), isolation.format_cpu_list(iso.load_path)
+        return Setting(f"engine {engine} / load path {load}", f"alone on CPUs {engine}; load path on {load}")
+
+    def _pin_engine(self, engine: Engine) -> dict[str, int]:
+        """With isolation: move any engine thread still outside its CPUs (one not started through ManagedProcess)
+        and say how many there were; the count goes into the repetition's metrics."""
+        if self.engine_cpus is None:
+            return {}
+        moved = isolation.pin_processes(engine.processes(), self.engine_cpus)
+        if moved:
+            self.display.message(f"[{self.label} rep {self.repetition}] {moved} engine threads ran outside "
+                                 f"isolation.engine and were moved there")
+        return {"isolation_threads_moved": moved}
 
     def _finish(self, engine: Engine, sampler: ResourceSampler, state: dict[str, Any], status: str) -> str:
         """Stop reading, write the result, then stop the engine (its stop grace cannot cost the result).
@@ -296,6 +326,8 @@ class _EngineRun:
             collector.stop()
         sampler.stop()
         metrics = {**state["metrics"], **_safe_metrics(engine)}
+        if self.engine_cpus is not None:  # did the pinning hold to the end? (threads started since inherit it)
+            metrics["isolation_threads_outside"] = isolation.threads_outside(engine.processes(), self.engine_cpus)
         if status != "ok":
             self.log_tail = _log_tail(engine)
         try:
@@ -422,7 +454,7 @@ class _EngineRun:
             generator=generator,
             engine_metrics=metrics,
             resources=sampler.frame(),
-            fairness=_safe_fairness(engine),
+            fairness={**_safe_fairness(engine), "cpus": self._cpus_setting()},  # HARNESS_FAIRNESS_KEYS
             collector=dataclasses.asdict(collector.snapshot()) if collector is not None else None,
             status=status,  # type: ignore[arg-type]
             error=self.error,

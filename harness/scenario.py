@@ -36,6 +36,7 @@ from pydantic import (
 
 from harness.engines.registry import resolve_engine
 from harness.errors import ScenarioError
+from harness.isolation import Isolation
 from harness.units import (  # Millis, Rate, Bytes: re-exported, engine settings models import them from here
     Bytes,
     Millis,
@@ -464,6 +465,9 @@ class Scenario(StrictModel):
     engines: list[EngineEntry] = Field(min_length=1)
     capacity: CapacityConfig | None = None
     faults: list[Fault] = Field(default_factory=list)
+    isolation: Isolation | None = Field(
+        default=None, description="disjoint CPU sets for the load path and the engine (harness.isolation)"
+    )
 
     @property
     def measured_ms(self) -> int:
@@ -487,6 +491,7 @@ class Scenario(StrictModel):
             *_engine_problems(self),
             *_capacity_problems(self),
             *_fault_problems(self),
+            *(self.isolation.problems() if self.isolation is not None else []),
         ]
         if problems:
             raise _CrossFieldErrors(problems)
@@ -721,17 +726,21 @@ def apply_overrides(
     duration: int | None = None,
     repetitions: int | None = None,
     engines: list[str] | None = None,
+    isolation: str | None = None,
     source: str = "<scenario>",
 ) -> Scenario:
     """The scenario with command-line overrides applied and validated again (cross-field checks included), so
-    ``--duration 5s`` is rejected the same way as ``duration: 5s`` in the file.
+    ``--duration 5s`` is rejected the same way as ``duration: 5s`` in the file. ``isolation`` is
+    ``LOAD_PATH_CPUS:ENGINE_CPUS`` (``0:1``) or ``off``.
 
     Values go in exactly: ``rate`` as the number itself and ``duration`` in its exact text form, so
     ``--rate 1234567`` runs 1,234,567 events/s and ``run.json`` says so (``format_count`` is exact as well).
     """
-    if rate is None and duration is None and repetitions is None and engines is None:
+    if rate is None and duration is None and repetitions is None and engines is None and isolation is None:
         return scenario
     data: dict[str, Any] = copy.deepcopy(scenario.dump())
+    if isolation is not None:
+        data["isolation"] = _isolation_override(isolation, source)
     if rate is not None:
         data["load"]["rate"] = float(rate)
     if duration is not None:
@@ -746,6 +755,18 @@ def apply_overrides(
             chosen.append(entry.model_dump(mode="json") if entry is not None else name)
         data["engines"] = chosen
     return parse_scenario(data, source=f"{source} (with command-line overrides)")
+
+
+def _isolation_override(text: str, source: str) -> dict[str, str] | None:
+    """``--isolation 0:1`` → ``{load_path: "0", engine: "1"}``; ``off`` → None (the CPU lists are checked by the
+    model, like the file's)."""
+    if text.strip().lower() == "off":
+        return None
+    load_path, colon, engine = text.partition(":")
+    if not colon:
+        raise ScenarioError([f"{source}: --isolation: must be LOAD_PATH_CPUS:ENGINE_CPUS (e.g. 0:1 or 0-1:2-3) or "
+                             f"off (got {text!r})"])
+    return {"load_path": load_path.strip(), "engine": engine.strip()}
 
 
 def _engine_setting_errors(scenario: Scenario) -> list[str]:

@@ -47,6 +47,10 @@ FAIRNESS_KEYS = (
 """Settings that change what or when results are emitted; every engine reports each one (``Setting("n/a")`` if
 it has no such knob) so the report's fairness table can put them side by side."""
 
+HARNESS_FAIRNESS_KEYS = ("cpus",)
+"""Fairness settings the harness adds to every engine's own (``cpus``: the CPUs the engine had, alone with
+``isolation`` or shared with the load path); an engine does not report them."""
+
 
 @dataclass(frozen=True)
 class Setting:

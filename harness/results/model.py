@@ -139,6 +139,9 @@ class InputDelaySummary:
     """Input records without a broker append time (not counted)."""
     delay_ms: dict[str, float | None]
     """p50, p90, p99, p99_9, max, mean (ms)."""
+    arrived_late: int = 0
+    """On-time load events (whole run) appended below the contract's watermark (max ts appended before − D): the
+    load path made them late, so the judge allows an engine to drop them (:func:`harness.input_delay.arrived_late`)."""
 
 
 @dataclass(frozen=True)

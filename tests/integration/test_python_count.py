@@ -7,6 +7,7 @@ wrong, transactions committed a known delay after their writes."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from harness.engines.base import FAIRNESS_KEYS
+from harness.engines.base import FAIRNESS_KEYS, HARNESS_FAIRNESS_KEYS
 from harness.engines.jobs.python_count_job import MALFORMED_KINDS
 from harness.engines.python_count import TRANSACTIONS_FILE
 from harness.progress import ProgressDisplay
@@ -28,9 +29,11 @@ PARTITIONS = 4
 KNOWN_TRUTH = "tests.engines:KnownTruthEngine"
 
 
-def scenario(bootstrap: str, engine: dict[str, Any] | str, *, drain_timeout: str = "30s") -> Any:
+def scenario(bootstrap: str, engine: dict[str, Any] | str, *, drain_timeout: str = "30s",
+             **extra: Any) -> Any:
     """25 s of load (5 s warm-up) at 2k/s over 200 users, 5 s tumbling windows, D = 1 s: three measured windows."""
     return parse_scenario({
+        **extra,
         "name": "pycount",
         "duration": "25s",
         "warmup": "5s",
@@ -44,7 +47,7 @@ def scenario(bootstrap: str, engine: dict[str, Any] | str, *, drain_timeout: str
     }, source="test_python_count")
 
 
-def run(bootstrap: str, out: Path, engine: dict[str, Any] | str, **options: str) -> tuple[dict[str, Any], Path]:
+def run(bootstrap: str, out: Path, engine: dict[str, Any] | str, **options: Any) -> tuple[dict[str, Any], Path]:
     """Run one engine; return its summary.json and its repetition directory."""
     chosen = scenario(bootstrap, engine, **options)
     outcome = run_scenario(chosen, out, display=ProgressDisplay(live=False), report=False)
@@ -72,9 +75,24 @@ def test_calibration_counts_exactly_and_reports_its_input_rows(kafka_broker: str
     assert summary["throughput"]["processed_rate_source"] == "engine input rows"
     assert summary["throughput"]["processed_rate_engine"] == pytest.approx(summary["throughput"]["achieved_rate"],
                                                                            rel=0.05)
-    assert set(summary["fairness"]) == set(FAIRNESS_KEYS)
+    assert set(summary["fairness"]) == {*FAIRNESS_KEYS, *HARNESS_FAIRNESS_KEYS}
+    assert summary["fairness"]["cpus"]["value"].startswith("shared ")
     leftovers = [p for p in psutil.process_iter(["cmdline"]) if str(rep_dir) in " ".join(p.info["cmdline"] or [])]
     assert leftovers == []
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="isolation needs two CPUs")
+def test_isolation_runs_the_engine_on_its_own_cpus_to_the_end(kafka_broker: str, tmp_path: Path) -> None:
+    load_cpu, engine_cpu = sorted(os.sched_getaffinity(0))[:2]
+    before = os.sched_getaffinity(0)
+    summary, rep_dir = run(kafka_broker, tmp_path, "calibration",
+                           isolation={"load_path": load_cpu, "engine": engine_cpu})
+    assert summary["correctness"]["correct"] is True, summary["correctness"]["problems"]
+    metrics = json.loads((rep_dir / "engine-metrics.json").read_text())
+    assert metrics["isolation_threads_moved"] == 0  # started through ManagedProcess: on its CPU from the start
+    assert metrics["isolation_threads_outside"] == 0  # and every thread it started since inherited it
+    assert summary["fairness"]["cpus"]["value"] == f"engine {engine_cpu} / load path {load_cpu}"
+    assert os.sched_getaffinity(0) == before  # the harness is unpinned after the run
 
 
 def test_delay_ms_shows_as_that_much_more_result_latency(kafka_broker: str, tmp_path: Path) -> None:
