@@ -261,7 +261,7 @@ def _input_delay(inputs: RepetitionInputs, late: int) -> InputDelaySummary | Non
     scenario = inputs.scenario
     summary = summarize_input_delay(inputs.input_append, RateSchedule.from_load(scenario.load, scenario.duration),
                                     load_start_ms=inputs.timeline.load_start_ms, warmup_ms=scenario.warmup)
-    return dataclasses.replace(summary, arrived_late=late)
+    return dataclasses.replace(summary, arrived_late=late if inputs.input_append.ts is not None else None)
 
 
 def _collector_counters(snapshot: Mapping[str, Any] | None, records: pd.DataFrame) -> dict[str, Any]:

@@ -309,7 +309,7 @@ def _input_path_table(run: RunData) -> list[str]:
                 [name, str(rep.summary.repetition)]
                 + [fmt_number(publish.get(q), "ms") for q in ("p50", "p99", "max")]
                 + [fmt_number(delay.delay_ms.get(q), "ms") for q in ("p50", "p99", "max")]
-                + [f"{delay.negative:,}" if delay.negative else "0", f"{delay.arrived_late:,}"]
+                + [f"{delay.negative:,}" if delay.negative else "0", f"{delay.arrived_late:,}" if delay.arrived_late is not None else "—"]
             )
     if not rows:
         return []

@@ -139,9 +139,10 @@ class InputDelaySummary:
     """Input records without a broker append time (not counted)."""
     delay_ms: dict[str, float | None]
     """p50, p90, p99, p99_9, max, mean (ms)."""
-    arrived_late: int = 0
+    arrived_late: int | None = None
     """On-time load events (whole run) appended below the contract's watermark (max ts appended before − D): the
-    load path made them late, so the judge allows an engine to drop them (:func:`harness.input_delay.arrived_late`)."""
+    load path made them late, so the judge allows an engine to drop them (:func:`harness.input_delay.arrived_late`).
+    None: not measured (results written before this check existed)."""
 
 
 @dataclass(frozen=True)

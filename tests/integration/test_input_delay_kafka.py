@@ -5,16 +5,19 @@ once, timed against its intended send time on the broker's clock. Broker only, n
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
 from confluent_kafka import Producer
 
-from harness.input_delay import read_append_times, summarize_input_delay
+from harness.input_delay import arrived_late, read_append_times, summarize_input_delay
 from harness.kafka import create_topics, topic_config
 from harness.loadgen import run_generator
+from harness.loadgen.events import EventPlan, iter_chunks
 from harness.loadgen.schedule import RateSchedule
 from harness.scenario import parse_scenario
+from harness.workload import user_id
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +58,32 @@ def test_every_load_event_is_timed_from_its_intended_send_to_its_append(kafka_br
     assert 0 <= delay["p50"] <= delay["p99"] <= delay["max"]
     # an append follows its send: the input path's worst delay includes the worst publish delay (whole ms)
     assert delay["max"] >= math.floor(generator.publish_delay_ms["max"]) * 0.99
+    # each record's user and event time are read back as the generator made them (the arrival check needs both)
+    batches = list(iter_chunks(EventPlan.from_scenario(scenario, generator.start_epoch_ms)))
+    made_ts = np.concatenate([b.ts for b in batches])
+    made_user = np.concatenate([user_id(b.user, scenario.load.users) for b in batches])
+    load = times.seq < schedule.total_events
+    assert np.array_equal(times.ts[load], made_ts[times.seq[load]])
+    assert np.array_equal(times.user[load].astype(str), made_user[times.seq[load]])
+    # a healthy load path delivers nothing below the watermark
+    assert not arrived_late(times, watermark_delay_ms=scenario.window.watermark_delay,
+                            total_events=schedule.total_events).any()
+
+
+def test_an_event_appended_behind_a_much_newer_one_arrived_late(kafka_broker: str) -> None:
+    topic = "input-delay-arrival-order"
+    create_topics(kafka_broker, {topic: 1}, log_append_time=True)
+    producer = Producer({"bootstrap.servers": kafka_broker})
+    t0 = 1_700_000_000_000
+    # seq 0 is 5 s newer than seq 1, which is appended after it (a backlog behind newer events)
+    for seq, ts in ((0, t0 + 5_000), (1, t0), (2, t0 + 4_900)):
+        producer.produce(topic, f'{{"user": "u00007", "action": "click", "ts": {ts}, "seq": {seq}}}'.encode())
+        assert producer.flush(10) == 0
+        time.sleep(0.01)  # a later append millisecond for each
+    times = read_append_times(kafka_broker, topic)
+    late = arrived_late(times, watermark_delay_ms=200, total_events=3)
+    assert dict(zip(times.seq.tolist(), late.tolist())) == {0: False, 1: True, 2: False}
+    assert times.user.tolist() == ["u00007"] * 3
 
 
 def test_records_without_append_time_are_counted_not_timed(kafka_broker: str) -> None:
