@@ -1,14 +1,17 @@
 """``bench capacity``: run the search of :mod:`harness.capacity` for each engine with real trials.
 
-Each trial is one ordinary ``bench run`` of the scenario at a constant rate R (``capacity.trial.duration`` with
-its warm-up, one repetition, one engine), written as a normal run directory under
-``<out>/<UTC stamp>-capacity-<scenario>/trials/<engine>-<R>/`` and judged from its ``summary.json``.
+With ``capacity.trials: fresh`` (the default) each trial is one ordinary ``bench run`` of the scenario at a
+constant rate R (``capacity.trial.duration`` with its warm-up, one repetition, one engine), written as a normal run
+directory under ``<out>/<UTC stamp>-capacity-<scenario>/trials/<engine>-<R>/`` and judged from its ``summary.json``.
+Every trial starts a fresh broker and a fresh engine, as ``bench run`` does: trials are independent — no backlog,
+state, JIT warmth or broker log carries from one rate to the next — and a trial at R says exactly what
+``bench run --rate R`` says.
 
-Every trial starts a fresh broker and a fresh engine, as ``bench run`` does. Trials are then independent — no
-backlog, state, JIT warmth or broker log carries from one rate to the next — and a trial at R says exactly what
-``bench run --rate R`` says. One engine with stepped rates and a settle period per step would save the start-up
-of each trial (about 5-10 s for the broker and the calibration engine, 20-40 s for Spark or Flink) but carries
-state between steps; it is not implemented and has not been measured.
+With ``capacity.trials: stepped`` (:mod:`harness.capacity_stepped`) one broker and one engine serve a run of
+several rates, each step judged like a fresh trial over its own span, and the search is
+:func:`harness.capacity.stepped_search`.
+
+STEPPED_CHOICE
 """
 
 from __future__ import annotations

@@ -264,3 +264,15 @@ def test_the_send_loop_sends_nothing_intended_at_or_after_the_stop() -> None:
     assert seqs == list(range(2_000)) and stats.sent == 2_000  # exactly the events of a 2 s load
     assert stats.measured_until_ms == START + 2_000 and stats.sent_measured == 1_000
     assert clock.now_ms < START + 2_010  # it did not wait out the rest of the schedule
+
+
+def test_the_trial_mode_is_strict_in_the_scenario_and_set_from_the_command_line() -> None:
+    from harness.capacity_runner import with_capacity_overrides
+    from harness.errors import ScenarioError
+
+    sc = parse_scenario(base(trials="fresh"))
+    assert with_capacity_overrides(sc, trials="stepped").capacity.trials == "stepped"  # type: ignore[union-attr]
+    with pytest.raises(ScenarioError, match="capacity.trials"):
+        parse_scenario(base(trials="stepwise"))
+    with pytest.raises(ScenarioError, match="capacity.steps_per_run"):
+        parse_scenario(base(steps_per_run=1))
