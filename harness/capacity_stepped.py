@@ -10,7 +10,10 @@ unjudged, so every step starts on a window boundary as a fresh trial does). The 
 SLO and the generator's self-check (the load path: never the engine's fault) are the same code.
 
 While the load runs, each step is judged as soon as every pair of its windows has its final count (at the latest
-when the next step ends); the first step that does not pass ends the load (later steps say nothing). The stored
+when the next step ends); the first step that does not pass ends the load (later steps say nothing). The load also
+ends as soon as the generator is further behind its schedule than any event may be late (watermark delay − max
+disorder, the self-check's own limit): that step is then recorded as ``load-path`` without being completed — the
+backlog of a rate the load path cannot drive would otherwise cost minutes to send and drain. The stored
 verdicts are those judged after the run, from the complete output (the drain waited for the last answers); the
 live verdict only decides when to stop. Steps after the first one that did not pass are not recorded. A step
 judged ``unsettled`` (not keeping up while its latency fell: still working off the previous step's backlog)
@@ -33,7 +36,8 @@ from typing import Any
 from harness import results
 from harness.analysis import RepetitionInputs, Span, analyse_span
 from harness.capacity import TrialOutcome, TrialRecord, judge_trial, trial_figures
-from harness.loadgen.generator import GeneratorResult, SecondStats
+from harness.loadgen.generator import GeneratorResult, SecondStats, default_limits
+from harness.loadgen.stats import SelfCheckLimits
 from harness.loadgen.schedule import RateSchedule
 from harness.progress import ProgressDisplay
 from harness.results.model import Timeline, to_json
@@ -42,6 +46,10 @@ from harness.scenario import CapacityConfig, Scenario, Slo, parse_scenario
 from harness.units import format_count, format_duration_ms
 
 STEPS_FILE = "steps.json"
+
+BEHIND_SLACK_MS = 1000.0
+"""Allowance on top of the self-check's limit before the live check calls the generator behind: its workers
+report their counts every 0.5 s, so the count seen may be that old."""
 
 
 # ------------------------------------------------------------------------------------------------- planning
@@ -123,6 +131,8 @@ class StepWatch:
         self.next_step = 0
         """The first step not judged live yet."""
         self.stopped_at_ms: int | None = None
+        self.load_path: tuple[int, str] | None = None
+        """(step, why) when the load was ended because the generator fell behind in that step."""
         self.inputs: RepetitionInputs | None = None
         """What the runner analysed (set by :meth:`analysed`)."""
         self._last_look = -math.inf
@@ -130,13 +140,30 @@ class StepWatch:
         """(step, the expected pairs of its windows) of the step being waited for."""
 
     def during_load(self, view: Any) -> int | None:
-        """See :meth:`harness.runner.LoadWatch.during_load`."""
+        """See :meth:`harness.runner.LoadWatch.during_load`: ends the load when the generator fell behind
+        (:meth:`_generator_behind`) or a step did not pass (:meth:`_judge_live`)."""
+        if self.stopped_at_ms is not None:
+            return None
         elapsed = view.progress.elapsed_ms
-        if self.next_step >= len(self.spans) - 1 or self.stopped_at_ms is not None:
-            return None  # the last step ends the load anyway
+        behind = self._generator_behind(view)
+        if behind is None and not self._judge_live(view):
+            return None
+        if behind is not None:
+            self.load_path = behind
+            self.display.message(f"[capacity] {self.label} step {behind[0] + 1} at {self.rates[behind[0]]:,.0f}/s "
+                                 f"(live): load-path: {behind[1]}")
+        self.stopped_at_ms = int(elapsed // 1000 + 2) * 1000
+        return self.stopped_at_ms
+
+    def _judge_live(self, view: Any) -> bool:
+        """Judge the first step not judged yet once every pair of its windows has its final count (at the latest
+        when the next step ends); True when it did not pass. The last step is not judged live: it ends the load."""
+        elapsed = view.progress.elapsed_ms
+        if self.next_step >= len(self.spans) - 1:
+            return False
         span = self.spans[self.next_step]
         if elapsed < span.end_ms or elapsed - self._last_look < 1000 * self.POLL_S:
-            return None
+            return False
         self._last_look = elapsed
         if self._pairs is None or self._pairs[0] != self.next_step:
             start = view.progress.start_epoch_ms
@@ -147,15 +174,40 @@ class StepWatch:
         state = view.collector.settle_state(self._pairs[1])
         deadline = span.end_ms + step_period_ms(view.scenario)
         if state.final < state.expected and elapsed < deadline:
-            return None
+            return False
         outcome, _ = judge_step(_live_inputs(view, self.label), span, self.slo)
         self.display.message(f"[capacity] {self.label} step {self.next_step + 1} at "
                              f"{self.rates[self.next_step]:,.0f}/s (live): {outcome.verdict}")
         self.next_step += 1
-        if outcome.verdict == "pass":
+        return outcome.verdict != "pass"
+
+    def _generator_behind(self, view: Any) -> tuple[int, str] | None:
+        """(step, why) when the generator is further behind its schedule than the self-check allows any event to
+        be (watermark delay − max disorder, :func:`harness.loadgen.generator.default_limits`; plus
+        :data:`BEHIND_SLACK_MS` for the age of the workers' progress counts): that step would be judged
+        load-path after the run, so the load ends now instead of sending the backlog. None otherwise."""
+        p = view.progress
+        if p.elapsed_ms <= 0:
             return None
-        self.stopped_at_ms = int(elapsed // 1000 + 2) * 1000
-        return self.stopped_at_ms
+        step = min(int(p.elapsed_ms // step_period_ms(view.scenario)), len(self.rates) - 1)
+        budget = default_limits(view.scenario).max_any_delay_ms or SelfCheckLimits().max_p99_delay_ms
+        behind_ms = (p.due - p.sent) / self.rates[step] * 1000.0
+        if behind_ms <= budget + BEHIND_SLACK_MS:
+            return None
+        return step, (f"generator could not drive the load: {behind_ms / 1000:,.1f} s behind its schedule at "
+                      f"{p.elapsed_ms / 1000:,.0f} s of the run, more than the {budget:,.0f} ms any event may be "
+                      "late (seen during the load, which was ended there)")
+
+    def load_path_record(self, judged: list[tuple[float, Span, TrialOutcome, Any]],
+                         run_dir: str) -> TrialRecord | None:
+        """The record of the step the generator fell behind in, when the run was ended there before that step
+        was complete and every step before it passed; None otherwise (a complete step has its own verdict)."""
+        if self.load_path is None:
+            return None
+        step, why = self.load_path
+        if len(judged) != step or any(o.verdict != "pass" for _, _, o, _ in judged):
+            return None
+        return TrialRecord(self.rates[step], "load-path", why, {"run_dir": run_dir, "step": step + 1})
 
     def analysed(self, inputs: RepetitionInputs) -> None:
         """See :meth:`harness.runner.LoadWatch.analysed`."""
@@ -204,17 +256,19 @@ def run_steps(scenario: Scenario, engine: str, rates: list[float], run_dir: Path
         why = "; ".join(outcome.failures) or "no result was written"
         return [TrialRecord(rates[0], "error", f"stepped run failed: {why}", {"run_dir": relative, "step": 1})]
     judged = judge_steps(watch.inputs, rates, config.slo, spans)
-    if not judged:
-        summary = _whole_run_summary(run_dir, label)
-        outcome_0 = judge_trial(summary, config.slo) if summary is not None else None
-        verdict = outcome_0.verdict if outcome_0 is not None and outcome_0.verdict in ("fail", "error") else "error"
-        why = outcome_0.reason if outcome_0 is not None else "; ".join(outcome.failures)
-        return [TrialRecord(rates[0], verdict, f"the first step was not completed: {why}",
-                            {"run_dir": relative, "step": 1})]
-    _write_steps(run_dir, label, judged)
-    return [TrialRecord(rate, o.verdict, o.reason, {**o.figures, "run_dir": relative, "step": k,
-                                                     "span_s": [span.start_ms / 1000, span.end_ms / 1000]})
-            for k, (rate, span, o, _) in enumerate(judged, 1)]
+    records = [TrialRecord(rate, o.verdict, o.reason, {**o.figures, "run_dir": relative, "step": k,
+                                                        "span_s": [span.start_ms / 1000, span.end_ms / 1000]})
+               for k, (rate, span, o, _) in enumerate(judged, 1)]
+    cut = watch.load_path_record(judged, relative)
+    if judged:
+        _write_steps(run_dir, label, judged)
+    if records or cut is not None:
+        return records + ([cut] if cut is not None else [])
+    summary = _whole_run_summary(run_dir, label)  # nothing judged: say why from the run as a whole
+    whole = judge_trial(summary, config.slo) if summary is not None else None
+    verdict = whole.verdict if whole is not None and whole.verdict in ("fail", "error") else "error"
+    why = whole.reason if whole is not None else "; ".join(outcome.failures)
+    return [TrialRecord(rates[0], verdict, f"the first step was not completed: {why}", {"run_dir": relative, "step": 1})]
 
 
 def _whole_run_summary(run_dir: Path, label: str) -> Any:

@@ -276,3 +276,38 @@ def test_the_trial_mode_is_strict_in_the_scenario_and_set_from_the_command_line(
         parse_scenario(base(trials="stepwise"))
     with pytest.raises(ScenarioError, match="capacity.steps_per_run"):
         parse_scenario(base(steps_per_run=1))
+
+
+class View:
+    """What the runner hands a LoadWatch, with only what the generator check reads."""
+
+    def __init__(self, scenario: Any, elapsed_ms: float, sent: int, due: int) -> None:
+        from harness.loadgen.generator import Progress
+
+        self.scenario = scenario
+        self.progress = Progress(elapsed_ms, sent, due, 10**9, scenario.duration, T0)
+
+
+def test_a_generator_behind_its_schedule_ends_the_run_as_a_load_path_step() -> None:
+    from harness.capacity_stepped import StepWatch
+    from harness.progress import ProgressDisplay
+
+    sc = stepped_scenario(parse_scenario(base()), "calibration", [200, 400, 800])
+    watch = StepWatch("calibration", [200, 400, 800], step_spans(sc, 3), None, ProgressDisplay())
+    # 1.5 s behind at 400/s in step 2: within D (1 s) + the slack for stale progress counts (1 s)
+    assert watch.during_load(View(sc, 30_000, 10_000, 10_600)) is None
+    assert watch.during_load(View(sc, 30_500, 10_000, 11_000)) == 32_000  # 2.5 s behind: ended 1-2 s ahead
+    assert watch.load_path is not None and watch.load_path[0] == 1
+    assert "2.5 s behind its schedule" in watch.load_path[1]
+    assert watch.during_load(View(sc, 31_000, 10_000, 12_000)) is None  # asked once
+    passed = [(200.0, step_spans(sc, 3)[0], TrialOutcomeFor("pass"), None)]
+    record = watch.load_path_record(passed, "trials/x")
+    assert record is not None and (record.rate, record.verdict, record.figures["step"]) == (400, "load-path", 2)
+    failed = [(200.0, step_spans(sc, 3)[0], TrialOutcomeFor("fail"), None)]
+    assert watch.load_path_record(failed, "trials/x") is None  # a step before it failed: that one ends the search
+
+
+def TrialOutcomeFor(verdict: str) -> Any:  # noqa: N802 - reads like the type it builds
+    from harness.capacity import TrialOutcome
+
+    return TrialOutcome(verdict, "")  # type: ignore[arg-type]
