@@ -294,6 +294,7 @@ def test_a_generator_behind_its_schedule_ends_the_run_as_a_load_path_step() -> N
 
     sc = stepped_scenario(parse_scenario(base()), "calibration", [200, 400, 800])
     watch = StepWatch("calibration", [200, 400, 800], step_spans(sc, 3), None, ProgressDisplay())
+    watch.next_step = 1  # step 1 passed live; step 2 (400/s, 25-48 s) is not due for judging at 30 s
     # 1.5 s behind at 400/s in step 2: within D (1 s) + the slack for stale progress counts (1 s)
     assert watch.during_load(View(sc, 30_000, 10_000, 10_600)) is None
     assert watch.during_load(View(sc, 30_500, 10_000, 11_000)) == 32_000  # 2.5 s behind: ended 1-2 s ahead
