@@ -289,18 +289,20 @@ class View:
 
 
 def test_a_generator_behind_its_schedule_ends_the_run_as_a_load_path_step() -> None:
-    from harness.capacity_stepped import StepWatch
+    from harness.capacity_stepped import BEHIND_FOR_S, StepWatch
     from harness.progress import ProgressDisplay
 
     sc = stepped_scenario(parse_scenario(base()), "calibration", [200, 400, 800])
     watch = StepWatch("calibration", [200, 400, 800], step_spans(sc, 3), None, ProgressDisplay())
     watch.next_step = 1  # step 1 passed live; step 2 (400/s, 25-48 s) is not due for judging at 30 s
-    # 1.5 s behind at 400/s in step 2: within D (1 s) + the slack for stale progress counts (1 s)
-    assert watch.during_load(View(sc, 30_000, 10_000, 10_600)) is None
-    assert watch.during_load(View(sc, 30_500, 10_000, 11_000)) == 32_000  # 2.5 s behind: ended 1-2 s ahead
+    # 4.5 s behind at 400/s in step 2: within D (1 s) + the slack for stale progress counts (4 s)
+    assert watch.during_load(View(sc, 30_000, 10_000, 11_800)) is None
+    assert watch.during_load(View(sc, 30_500, 10_000, 12_400)) is None  # 6 s behind: seen once, not yet long
+    watch._behind_since -= BEHIND_FOR_S  # type: ignore[operator]  # ... as if the first look was 2 s ago
+    assert watch.during_load(View(sc, 32_500, 10_000, 13_200)) == 34_000  # still behind: ended 1-2 s ahead
     assert watch.load_path is not None and watch.load_path[0] == 1
-    assert "2.5 s behind its schedule" in watch.load_path[1]
-    assert watch.during_load(View(sc, 31_000, 10_000, 12_000)) is None  # asked once
+    assert "8.0 s behind its schedule" in watch.load_path[1]
+    assert watch.during_load(View(sc, 33_000, 10_000, 14_000)) is None  # asked once
     passed = [(200.0, step_spans(sc, 3)[0], TrialOutcomeFor("pass"), None)]
     record = watch.load_path_record(passed, "trials/x")
     assert record is not None and (record.rate, record.verdict, record.figures["step"]) == (400, "load-path", 2)
