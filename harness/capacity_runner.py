@@ -11,7 +11,14 @@ With ``capacity.trials: stepped`` (:mod:`harness.capacity_stepped`) one broker a
 several rates, each step judged like a fresh trial over its own span, and the search is
 :func:`harness.capacity.stepped_search`.
 
-STEPPED_CHOICE
+Fresh is the default, chosen by measurement (2026-11-26, the same capacity block in both modes; README "bench
+capacity" has the table): a step costs less than a fresh trial (72 against 92 s a rate for the calibration engine,
+78 against 103 s for Flink) but a stepped search needs more of them (geometric refine steps instead of bisection;
+a failing step runs until it is judged), so no search here finished sooner (integration test: 306 s stepped, 263 s
+fresh). And the modes disagree where a step carries the steps before it: Flink passed 40,000/s stepped, warmed up
+(50-55 % CPU, broker 38-40 %), while both fresh trials at 40,000/s were load-path-bound (Flink 78-80 %, broker
+61-68 %, leaving the generator too little CPU: p99 publish delay 144 and 176 ms). A fresh trial at R says what
+``bench run --rate R`` says; a stepped one says what a warm, long-running engine does.
 """
 
 from __future__ import annotations
