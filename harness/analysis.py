@@ -157,6 +157,70 @@ def analyse(inputs: RepetitionInputs) -> RepetitionResult:
     )
 
 
+# ------------------------------------------------------------------------------------------ one span of a run
+@dataclass(frozen=True)
+class Span:
+    """A part of one run's load judged on its own as if it were a run of its own (a step of ``bench capacity``'s
+    stepped trials). Offsets in ms from the load's start; ``start_ms < measured_from_ms < end_ms``."""
+
+    start_ms: int
+    measured_from_ms: int
+    """Where its measured period begins: ``[start_ms, measured_from_ms)`` plays the warm-up's part."""
+    end_ms: int
+
+
+def analyse_span(inputs: RepetitionInputs, span: Span) -> RepetitionSummary:
+    """The summary of one span of a repetition, by :func:`analyse` itself (one place for every verdict: the
+    keep-up criteria, exactness, latency percentiles, the generator's self-check), given only the span:
+
+    * timeline: warm-up end = ``measured_from_ms``, load end = ``end_ms`` (so the measured windows are those ending
+      after ``measured_from_ms`` that the span's own events close, and rates, input lag and resources are taken
+      over its measured seconds);
+    * answers and expected pairs: those of the windows ending within ``(start_ms, end_ms]`` only;
+    * generator: the self-check and rates over the span's seconds (:func:`harness.loadgen.stats.assess_span`);
+    * no input-delay read-back and no faults (run-wide figures).
+
+    Called after the run, once per span, with the inputs the runner analysed."""
+    origin = inputs.timeline.load_start_ms
+    lo, hi = origin + span.start_ms, origin + span.end_ms
+
+    def within(frame: pd.DataFrame) -> pd.DataFrame:
+        ends = frame["window_end"].to_numpy(dtype=np.int64)
+        return frame[(ends > lo) & (ends <= hi)]
+
+    expected = inputs.expected
+    if expected is not None:
+        expected = dataclasses.replace(expected, pairs=within(expected.pairs).reset_index(drop=True))
+    records = within(inputs.records) if len(inputs.records) else inputs.records
+    timeline = Timeline(origin, origin + span.measured_from_ms, hi)
+    generator = _span_generator(inputs.generator, span, inputs.scenario) if inputs.generator is not None else None
+    one = dataclasses.replace(inputs, timeline=timeline, records=records.reset_index(drop=True), expected=expected,
+                              generator=generator, input_append=None, faults=())
+    return analyse(one).summary
+
+
+def _span_generator(gen: GeneratorResult, span: Span, scenario: Scenario) -> GeneratorResult:
+    """The generator's result as if its load had been the span: rates over the span's measured seconds, and its
+    self-check over the span (the per-second series stays the whole run's: the series are by load second)."""
+    from harness.loadgen.generator import default_limits
+    from harness.loadgen.stats import assess_span
+
+    first, settle, last = span.start_ms // 1000, (span.measured_from_ms - span.start_ms) // 1000, span.end_ms // 1000
+    seconds = [s for s in gen.seconds if first <= s.second < last]
+    column = {key: np.array([getattr(s, key) for s in seconds]) for key in ("target", "achieved", "delay_max_ms",
+                                                                           "slow")}
+    valid, reason = assess_span(column["target"], column["achieved"], column["delay_max_ms"], column["slow"], settle,
+                                default_limits(scenario), first_second=first)
+    measured_s = max(len(seconds) - settle, 1)
+    return dataclasses.replace(
+        gen, duration_ms=span.end_ms - span.start_ms, warmup_ms=span.measured_from_ms - span.start_ms,
+        target_rate=float(column["target"][settle:].sum()) / measured_s,
+        achieved_rate=float(column["achieved"][settle:].sum()) / measured_s,
+        events_sent=int(column["achieved"].sum()), valid=valid, reason=reason,
+        publish_delay_ms={"max": float(column["delay_max_ms"].max()) if seconds else 0.0},
+    )
+
+
 def _faults(inputs: RepetitionInputs, records: pd.DataFrame, pairs: pd.DataFrame) -> list[dict[str, Any]]:
     """Each injected fault with its figures (:func:`harness.faults.measured_faults`)."""
     if not inputs.faults:
@@ -283,4 +347,4 @@ def _no_expectation(per_event: int) -> Expected:
     return Expected(empty, 0, 0, per_event)
 
 
-__all__ = ["RepetitionInputs", "analyse", "fairness_values", "Judgement"]
+__all__ = ["RepetitionInputs", "Span", "analyse", "analyse_span", "fairness_values", "Judgement"]

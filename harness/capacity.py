@@ -26,6 +26,7 @@ Rates are whole events per second, so trial directories and tables name them exa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -146,6 +147,140 @@ def _bisect(run: _Run, passed: float, failed: float, precision: float) -> tuple[
                             f"{format_percent(round(width, 4))} wide (<= {format_percent(precision)})"
                             if width <= precision else
                             f"bracket {passed:,.0f}-{failed:,.0f}/s cannot be split in whole events/s")
+
+
+# ------------------------------------------------------------------------------------------- the stepped search
+RunSteps = Callable[[list[float]], list[TrialRecord]]
+"""One stepped run (:mod:`harness.capacity_stepped`): given ascending whole rates, it returns the judged steps in
+order — a prefix of the rates that ends at the first step that did not pass, or earlier when the run ended before
+judging more (never empty: a run that judged nothing returns one ``error`` or ``fail`` record for the first rate)."""
+
+
+def stepped_search(
+    run_steps: RunSteps,
+    *,
+    start: float,
+    max: float | None = None,  # noqa: A002 - the scenario's field name
+    precision: float,
+    growth: float,
+    steps_per_run: int,
+) -> SearchResult:
+    """The search with stepped runs instead of one trial per rate, each step judged like a trial:
+
+    1. **climb**: runs of up to ``steps_per_run`` rates growing × ``growth`` from ``start`` (the next run going on
+       from the rate after the last judged one) until a step fails or ``max`` passed;
+    2. **refine**: runs over the open bracket (pass P, fail F) at the geometric rates ``P·q^i`` strictly inside
+       it, ``q = (F/P)^(1/m)`` with ``m`` the fewest parts of at most ``1 + precision`` each, but at most
+       ``steps_per_run + 1`` parts per run; the first failing step and the last pass before it are the new
+       bracket, until it is within ``precision``.
+
+    A load-path verdict is run once more, in a new run from that rate (as :mod:`harness.capacity_runner` does for
+    fresh trials); a second one, or an ``error``, ends the search."""
+    if start <= 0 or growth <= 1 or precision <= 0 or steps_per_run < 1:
+        raise ValueError(f"search needs start > 0, growth > 1, precision > 0, steps_per_run >= 1 (got {start}, "
+                         f"{growth}, {precision}, {steps_per_run})")
+    ceiling = float(max if max is not None else MAX_RATE)
+    state = _SteppedState(run_steps)
+    passed, failed, ended = state.climb(_whole(start), ceiling, growth, steps_per_run)
+    while ended is None:
+        assert passed is not None and failed is not None
+        if (failed - passed) / passed <= precision:
+            break
+        rates = _refine_rates(passed, failed, precision, steps_per_run)
+        if not rates:
+            ended = f"bracket {passed:,.0f}-{failed:,.0f}/s cannot be split in whole events/s"
+            break
+        passed, failed, ended = state.refine(rates, passed, failed)
+    if ended is None:
+        width = (failed - passed) / passed  # type: ignore[operator]
+        ended = (f"precision reached: bracket {passed:,.0f}-{failed:,.0f}/s is {format_percent(round(width, 4))} "
+                 f"wide (<= {format_percent(precision)})")
+    trials = state.trials
+    bound = trials[-1].rate if trials and trials[-1].verdict == "load-path" else None
+    return SearchResult(passed, (passed, failed), trials, ended, bound)
+
+
+class _SteppedState:
+    """The trials of a stepped search so far, and the one load-path retry each rate gets."""
+
+    def __init__(self, run_steps: RunSteps) -> None:
+        self.run_steps = run_steps
+        self.trials: list[TrialRecord] = []
+        self.retried: set[float] = set()
+
+    def run(self, rates: list[float]) -> list[TrialRecord]:
+        records = self.run_steps(rates)
+        if not records:
+            raise ValueError(f"a stepped run over {rates} judged no step (it must say why in a record)")
+        self.trials.extend(records)
+        return records
+
+    def _retry(self, record: TrialRecord) -> bool:
+        """True when ``record`` is a first load-path verdict at its rate: run that rate once more."""
+        if record.verdict != "load-path" or record.rate in self.retried:
+            return False
+        self.retried.add(record.rate)
+        return True
+
+    def climb(self, rate: float, ceiling: float, growth: float,
+              per_run: int) -> tuple[float | None, float | None, str | None]:
+        passed: float | None = None
+        while True:
+            rates = _climb_rates(rate, ceiling, growth, per_run)
+            records = self.run(rates)
+            for record in records:
+                if record.verdict == "pass":
+                    passed = record.rate
+                    continue
+                if self._retry(record):
+                    break
+                if record.verdict in ENDING_VERDICTS:
+                    return passed, None, _ending_words(record)
+                if passed is None:
+                    return None, record.rate, (f"the first trial ({record.rate:,.0f}/s) already failed: "
+                                               f"{record.reason}; start lower (--min)")
+                return passed, record.rate, None
+            last = records[-1]
+            if last.verdict == "pass":
+                if last.rate >= ceiling:
+                    return passed, None, f"max reached: passed at the highest rate allowed ({ceiling:,.0f}/s)"
+                rate = rates[len(records)] if len(records) < len(rates) else _grown(last.rate, growth, ceiling)
+            else:
+                rate = last.rate  # the load-path retry
+
+    def refine(self, rates: list[float], passed: float, failed: float) -> tuple[float, float, str | None]:
+        records = self.run(rates)
+        for record in records:
+            if record.verdict == "pass":
+                passed = record.rate
+                continue
+            if self._retry(record):
+                return passed, failed, None  # the next refine run starts above the last pass, with this rate
+            if record.verdict in ENDING_VERDICTS:
+                return passed, failed, _ending_words(record)
+            return passed, record.rate, None
+        return passed, failed, None
+
+
+def _climb_rates(rate: float, ceiling: float, growth: float, per_run: int) -> list[float]:
+    """Up to ``per_run`` whole rates from ``rate`` × ``growth``, the last not above ``ceiling``."""
+    rates = [min(rate, ceiling)]
+    while len(rates) < per_run and rates[-1] < ceiling:
+        rates.append(_grown(rates[-1], growth, ceiling))
+    return rates
+
+
+def _grown(rate: float, growth: float, ceiling: float) -> float:
+    return min(_whole(rate * growth) if rate * growth >= rate + 1 else rate + 1, ceiling)
+
+
+def _refine_rates(passed: float, failed: float, precision: float, per_run: int) -> list[float]:
+    """The whole rates strictly inside (passed, failed) of one refine run (see :func:`stepped_search`)."""
+    ratio = failed / passed
+    parts = min(per_run + 1, max(2, math.ceil(math.log(ratio) / math.log(1 + precision) - 1e-9)))
+    q = ratio ** (1 / parts)
+    rates = sorted({_whole(passed * q ** i) for i in range(1, parts)})
+    return [r for r in rates if passed < r < failed]
 
 
 def _ending_words(record: TrialRecord) -> str:

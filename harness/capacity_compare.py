@@ -15,8 +15,8 @@ the two capacities apart. Otherwise B is *lower* or *higher*.
 * 3 — cannot judge: A found no capacity for an engine (nothing to compare with);
 * 0 — no regression.
 
-Differences of the search's own steps (start, growth, max, precision, repetitions) are listed as notes: they
-move where the trials fall, not what passes.
+Differences of the search's own steps (start, growth, max, precision, repetitions) and of the trial mode (fresh or
+stepped) are listed as notes: they move where the trials fall, not what passes.
 """
 
 from __future__ import annotations
@@ -170,6 +170,9 @@ def _comparability(result: CapacityComparison, a: dict[str, Any], b: dict[str, A
                                 "rates, not the pass criterion)")
     if a.get("repetitions", 1) != b.get("repetitions", 1):
         result.notes.append(f"searches per engine: {a.get('repetitions', 1)} vs {b.get('repetitions', 1)}")
+    if a["search"].get("trials") != b["search"].get("trials"):
+        result.notes.append(f"trials: {a['search'].get('trials')} vs {b['search'].get('trials')} (the same verdict "
+                            "per trial; a stepped trial starts with the engine and broker of the step before)")
 
 
 def _workload(data: dict[str, Any]) -> dict[str, Any]:

@@ -80,6 +80,7 @@ def capacity_json(outcome: CapacityOutcome, scenario: Scenario, started: dt.date
             "start": config.start, "max": config.max, "precision": config.precision, "growth": config.growth,
             "slo": None if config.slo is None else str(config.slo),
             "trial_duration_ms": config.trial.duration, "trial_warmup_ms": config.trial.warmup,
+            "trials": config.trials, "steps_per_run": config.steps_per_run if config.trials == "stepped" else None,
         },
         "calibration_capacity": ceiling,
         "engines": {name: engine_entry([_search_json(s) for s in runs], calibration=runs[0].calibration,
@@ -108,10 +109,7 @@ def render_capacity(data: dict[str, Any], image: str | None = None, *, source: s
     if source is not None:
         lines += [f"Capacity directory `{source}` — status: {data['status']}.", ""]
     lines += [
-        f"Search: from {search['start']:,.0f}/s, × {search['growth']:g} until a trial fails, then bisection to "
-        f"{format_percent(search['precision'])}; each trial {format_duration_ms(search['trial_duration_ms'])} "
-        f"(first {format_duration_ms(search['trial_warmup_ms'])} not measured), a fresh broker and engine. A "
-        "trial passes when the generator drove the load, the engine kept up (processed rate, input lag, latency "
+        _search_words(search) + " A trial passes when the generator drove the load, the engine kept up (processed rate, input lag, latency "
         f"trend), every pair was exact{' and ' + search['slo'] + ' held' if search['slo'] else ''}. "
         + (f"{searches} searches per engine: the capacity is their mean ± the half-width of its 95 % confidence "
            "interval (Student t)." if searches > 1 else
@@ -126,6 +124,19 @@ def render_capacity(data: dict[str, Any], image: str | None = None, *, source: s
                   "processed against offered rate; o passed, x failed, open squares: load path or unjudged.", "",
                   f"![Latency and processed rate against the offered rate]({image})", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _search_words(search: dict[str, Any]) -> str:
+    """How the trials were run and the rates chosen, in words (fresh or stepped trials)."""
+    span = (f"{format_duration_ms(search['trial_duration_ms'])} (first "
+            f"{format_duration_ms(search['trial_warmup_ms'])} not measured)")
+    if search.get("trials") == "stepped":
+        return (f"Search with stepped trials: one broker and engine per run of up to {search['steps_per_run']} "
+                f"rates, each step a trial of {span} judged like a fresh one; from {search['start']:,.0f}/s, "
+                f"× {search['growth']:g} per step until a step fails (the run ends there), then runs of finer steps "
+                f"inside the bracket to {format_percent(search['precision'])}.")
+    return (f"Search: from {search['start']:,.0f}/s, × {search['growth']:g} until a trial fails, then bisection to "
+            f"{format_percent(search['precision'])}; each trial {span}, a fresh broker and engine.")
 
 
 Numbered = tuple[int, int, dict[str, Any]]

@@ -1,6 +1,9 @@
 """``capacity.json``: the stored result of ``bench capacity``, how it is built, read back and summarised.
 
-Format 2 (written now), per engine::
+Format 3 (written now): ``search`` also holds ``trials`` — ``fresh`` (a whole run per trial) or ``stepped``
+(:mod:`harness.capacity_stepped`: one run per several rates, each step a trial; its trials then also carry
+``step``, the step's number in its run, and ``span_s``, the step's offsets in that run's load) — and
+``steps_per_run``. Per engine::
 
     calibration        true for the built-in calibration engine (its capacity is the load path's ceiling)
     capacity           mean over the searches that found one, events/s (the one value with one search); null when
@@ -16,8 +19,8 @@ Format 2 (written now), per engine::
                        and trials (rate, verdict, reason, run_dir and the figures of
                        :func:`harness.capacity.trial_figures`)
 
-Format 1 (one search per engine, the search's fields directly in the engine object) is read and upgraded by
-:func:`load_capacity`.
+Format 1 (one search per engine, the search's fields directly in the engine object) and format 2 (no
+``search.trials``: every trial was fresh) are read and upgraded by :func:`load_capacity`.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 from harness.results import ResultError
 from harness.stats import Estimate, estimate
 
-CAPACITY_FORMAT_VERSION = 2
+CAPACITY_FORMAT_VERSION = 3
 CAPACITY_FILE = "capacity.json"
 SEARCH_KEYS = ("capacity", "bracket", "ended_by", "load_path_bound", "wall_s", "trials")
 """The fields of one search (format 2's ``searches[]``; format 1 held them in the engine object)."""
@@ -91,7 +94,7 @@ def engine_entry(searches: list[dict[str, Any]], *, calibration: bool, ceiling: 
 
 # ---------------------------------------------------------------------------------------------------- reading
 def load_capacity(path: Path) -> dict[str, Any]:
-    """capacity.json of the directory ``path`` (or the file itself) as format 2; format 1 is upgraded. A
+    """capacity.json of the directory ``path`` (or the file itself) as format 3; formats 1 and 2 are upgraded. A
     missing, damaged or foreign file raises :class:`ResultError` naming it."""
     path = Path(path)
     file = path / CAPACITY_FILE if path.is_dir() else path
@@ -104,28 +107,35 @@ def load_capacity(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("kind") != "capacity":
         raise ResultError(f"{file}: not a capacity result (no \"kind\": \"capacity\")")
     version = data.get("format_version")
-    if version not in (1, CAPACITY_FORMAT_VERSION):
-        raise ResultError(f"{file}: capacity format_version {version!r} is not supported (this harness reads 1, "
+    if version not in (1, 2, CAPACITY_FORMAT_VERSION):
+        raise ResultError(f"{file}: capacity format_version {version!r} is not supported (this harness reads 1, 2, "
                           f"{CAPACITY_FORMAT_VERSION})")
     try:
-        return _upgrade(data) if version == 1 else _checked(data)
+        if version == 1:
+            data = _upgrade(data)
+        if version in (1, 2):
+            data = {**data, "format_version": CAPACITY_FORMAT_VERSION,
+                    "search": {**data["search"], "trials": "fresh", "steps_per_run": None}}
+        return _checked(data)
     except (KeyError, TypeError, ValueError) as exc:
         raise ResultError(f"{file}: not a valid capacity result ({type(exc).__name__}: {exc})") from None
 
 
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
-    """Format 1 → 2: each engine's one search moves into ``searches``."""
+    """Format 1 → 2: each engine's one search moves into ``searches`` (2 → 3 follows in :func:`load_capacity`)."""
     ceiling = data.get("calibration_capacity")
     engines = {name: engine_entry([{key: found[key] for key in SEARCH_KEYS}], calibration=bool(found["calibration"]),
                                   ceiling=ceiling)
                for name, found in data["engines"].items()}
-    return _checked({**data, "format_version": CAPACITY_FORMAT_VERSION, "repetitions": 1, "engines": engines})
+    return {**data, "format_version": 2, "repetitions": 1, "engines": engines}
 
 
 def _checked(data: dict[str, Any]) -> dict[str, Any]:
     """Check every field the report and compare read, so a damaged file fails here, once, with its name."""
     for key in ("precision", "start", "growth", "trial_duration_ms", "trial_warmup_ms"):
         float(data["search"][key])
+    if data["search"]["trials"] not in ("fresh", "stepped"):
+        raise ValueError(f"search.trials must be fresh or stepped (got {data['search']['trials']!r})")
     str(data["scenario"]["name"])
     for name, found in data["engines"].items():
         for index, search in enumerate(found["searches"], 1):

@@ -1,14 +1,24 @@
 """``bench capacity``: run the search of :mod:`harness.capacity` for each engine with real trials.
 
-Each trial is one ordinary ``bench run`` of the scenario at a constant rate R (``capacity.trial.duration`` with
-its warm-up, one repetition, one engine), written as a normal run directory under
-``<out>/<UTC stamp>-capacity-<scenario>/trials/<engine>-<R>/`` and judged from its ``summary.json``.
+With ``capacity.trials: fresh`` (the default) each trial is one ordinary ``bench run`` of the scenario at a
+constant rate R (``capacity.trial.duration`` with its warm-up, one repetition, one engine), written as a normal run
+directory under ``<out>/<UTC stamp>-capacity-<scenario>/trials/<engine>-<R>/`` and judged from its ``summary.json``.
+Every trial starts a fresh broker and a fresh engine, as ``bench run`` does: trials are independent — no backlog,
+state, JIT warmth or broker log carries from one rate to the next — and a trial at R says exactly what
+``bench run --rate R`` says.
 
-Every trial starts a fresh broker and a fresh engine, as ``bench run`` does. Trials are then independent — no
-backlog, state, JIT warmth or broker log carries from one rate to the next — and a trial at R says exactly what
-``bench run --rate R`` says. One engine with stepped rates and a settle period per step would save the start-up
-of each trial (about 5-10 s for the broker and the calibration engine, 20-40 s for Spark or Flink) but carries
-state between steps; it is not implemented and has not been measured.
+With ``capacity.trials: stepped`` (:mod:`harness.capacity_stepped`) one broker and one engine serve a run of
+several rates, each step judged like a fresh trial over its own span, and the search is
+:func:`harness.capacity.stepped_search`.
+
+Fresh is the default, chosen by measurement (2026-11-26, the same capacity block in both modes; README "bench
+capacity" has the table): a step costs less than a fresh trial (72 against 92 s a rate for the calibration engine,
+78 against 103 s for Flink) but a stepped search needs more of them (geometric refine steps instead of bisection;
+a failing step runs until it is judged), so no search here finished sooner (integration test: 306 s stepped, 263 s
+fresh). And the modes disagree where a step carries the steps before it: Flink passed 40,000/s stepped, warmed up
+(50-55 % CPU, broker 38-40 %), while both fresh trials at 40,000/s were load-path-bound (Flink 78-80 %, broker
+61-68 %, leaving the generator too little CPU: p99 publish delay 144 and 176 ms). A fresh trial at R says what
+``bench run --rate R`` says; a stepped one says what a warm, long-running engine does.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import results
-from harness.capacity import SearchResult, TrialOutcome, TrialRecord, judge_trial, search
+from harness.capacity import SearchResult, TrialOutcome, TrialRecord, judge_trial, search, stepped_search
 from harness.errors import HarnessError
 from harness.progress import ProgressDisplay
 from harness.scenario import CapacityConfig, Scenario, parse_scenario
@@ -58,7 +68,8 @@ class CapacityOutcome:
 # ------------------------------------------------------------------------------------------------- scenario
 def with_capacity_overrides(scenario: Scenario, *, source: str = "<scenario>", **overrides: Any) -> Scenario:
     """The scenario with its ``capacity`` block (defaults when it has none) changed by the command line —
-    ``start``, ``max``, ``precision``, ``slo``, ``repetitions``, ``calibrate``, ``trial_duration``, ``trial_warmup``;
+    ``start``, ``max``, ``precision``, ``slo``, ``repetitions``, ``calibrate``, ``trials``, ``trial_duration``,
+    ``trial_warmup``;
     None leaves a value —
     and validated again, so ``--trial-duration 5s`` is refused like ``trial: {duration: 5s}`` in the file."""
     data: dict[str, Any] = copy.deepcopy(scenario.dump())
@@ -71,6 +82,8 @@ def with_capacity_overrides(scenario: Scenario, *, source: str = "<scenario>", *
         block["repetitions"] = overrides["repetitions"]
     if overrides.get("calibrate") is not None:
         block["calibrate"] = bool(overrides["calibrate"])
+    if overrides.get("trials") is not None:
+        block["trials"] = overrides["trials"]
     for key in ("duration", "warmup"):
         value = overrides.get(f"trial_{key}")
         if value is not None:
@@ -160,6 +173,39 @@ class _Trials:
         return TrialOutcome(outcome.verdict, outcome.reason, figures)
 
 
+class _SteppedRuns:
+    """The run function of one engine's stepped search (:data:`harness.capacity.RunSteps`): one stepped run per
+    call, every judged step kept so an interrupted search still reports what it measured."""
+
+    def __init__(self, scenario: Scenario, engine: str, trials_dir: Path, display: ProgressDisplay,
+                 name_suffix: str = "") -> None:
+        self.scenario = scenario
+        self.engine = engine
+        self.trials_dir = trials_dir
+        self.name_suffix = name_suffix
+        self.display = display
+        self.records: list[TrialRecord] = []
+        self.runs = 0
+        """Stepped runs started so far (names each run's directory)."""
+
+    def __call__(self, rates: list[float]) -> list[TrialRecord]:
+        from harness.capacity_stepped import run_steps, stepped_scenario
+
+        label = stepped_scenario(self.scenario, self.engine, rates).engines[0].name
+        self.runs += 1
+        run_dir = self.trials_dir / f"{label}-steps{self.runs}-{rates[0]:.0f}-{rates[-1]:.0f}{self.name_suffix}"
+        shown = ", ".join(f"{r:,.0f}" for r in rates)
+        self.display.message(f"[capacity] {self.engine}: stepped run at {shown}/s -> {run_dir}")
+        records = run_steps(self.scenario, self.engine, rates, run_dir, self.display)
+        if records is None:
+            raise KeyboardInterrupt
+        for record in records:
+            words = record.verdict + (f": {record.reason}" if record.reason else "")
+            self.display.message(f"[capacity] {self.engine} step at {record.rate:,.0f}/s: {words}")
+        self.records.extend(records)
+        return records
+
+
 def _run(scenario: Scenario, run_dir: Path, display: ProgressDisplay) -> TrialOutcome | None:
     """Run one trial and judge it; None when it was interrupted."""
     from harness.runner import run_scenario  # imports the engines' machinery: only when trials really run
@@ -192,6 +238,10 @@ def run_capacity(scenario: Scenario, out: Path, *, engines: list[str] | None = N
     names = engines_to_search(scenario, engines)
     for name in names:
         trial_scenario(scenario, name, config.start)  # every engine's trial is valid before anything starts
+        if config.trials == "stepped":
+            from harness.capacity_stepped import stepped_scenario
+
+            stepped_scenario(scenario, name, [config.start, config.start * config.growth])
     display = display or ProgressDisplay()
     out_dir = results.create_run_dir(Path(out).resolve(), f"capacity-{scenario.name}")
     started = dt.datetime.now(dt.timezone.utc)
@@ -219,10 +269,18 @@ def _search_once(scenario: Scenario, name: str, number: int, trials_dir: Path,
     """The ``number``-th search of engine ``name``; its trial directories are ``<engine>-<rate>`` for the first
     search and ``<engine>-<rate>-s<number>`` for the others. An interrupted search ends with :data:`INTERRUPTED`."""
     config = scenario.capacity or CapacityConfig()
-    trials = _Trials(scenario, name, trials_dir, display, "" if number == 1 else f"-s{number}")
+    suffix = "" if number == 1 else f"-s{number}"
+    trials: _Trials | _SteppedRuns
     t0 = time.monotonic()
     try:
-        result = search(trials, start=config.start, max=config.max, precision=config.precision, growth=config.growth)
+        if config.trials == "stepped":
+            trials = _SteppedRuns(scenario, name, trials_dir, display, suffix)
+            result = stepped_search(trials, start=config.start, max=config.max, precision=config.precision,
+                                    growth=config.growth, steps_per_run=config.steps_per_run)
+        else:
+            trials = _Trials(scenario, name, trials_dir, display, suffix)
+            result = search(trials, start=config.start, max=config.max, precision=config.precision,
+                            growth=config.growth)
     except KeyboardInterrupt:
         result = _interrupted(trials.records)
     of = f" (search {number} of {config.repetitions})" if config.repetitions > 1 else ""

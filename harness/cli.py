@@ -122,18 +122,22 @@ def run(scenario_file: Path, engine_names: str | None, repetitions: int | None, 
               help="Override capacity.repetitions: searches per engine; with 2 or more the capacity is their mean "
                    "with a 95 % confidence interval.")
 @click.option("--no-calibrate", is_flag=True, help="Do not search the calibration engine first.")
+@click.option("--trials", "trials_mode", type=click.Choice(["fresh", "stepped"]), default=None,
+              help="Override capacity.trials: fresh (a broker and engine per trial) or stepped (one per run of "
+                   "several rates, each step a trial).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Directory under which the capacity directory is created.")
 def capacity(scenario_file: Path, engine_names: str | None, start: float | None, max_rate: float | None,
              precision: float | None, slo: object, trial_duration: int | None, repetitions: int | None,
-             no_calibrate: bool, out: Path) -> None:
+             no_calibrate: bool, trials_mode: str | None, out: Path) -> None:
     """Find each engine's sustainable throughput on SCENARIO_FILE's workload: constant-rate trials growing from
     capacity.start until one fails, then bisection until the bracket is within capacity.precision.
 
     A trial passes when the generator drove the load, the engine kept up, every pair was exact and the SLO (if
     any) held; a trial the generator could not drive ends the search as "bounded by the load path". Results go to
     OUT/<UTC timestamp>-capacity-<scenario>/: capacity.json, capacity.md, capacity.png and trials/<engine>-<rate>/
-    (each a normal run directory; -s2, -s3 … for the further searches of --repetitions). `bench report` renders the
+    (each a normal run directory; -s2, -s3 … for the further searches of --repetitions; with stepped trials
+    trials/<engine>-steps<n>-<first rate>-<last rate>/, one per run). `bench report` renders the
     directory, `bench compare` compares two. Exit code 0 when every search ended, 130 when interrupted.
     """
     from harness.capacity_runner import run_capacity, with_capacity_overrides
@@ -142,7 +146,7 @@ def capacity(scenario_file: Path, engine_names: str | None, start: float | None,
     scenario = with_capacity_overrides(
         load_scenario(scenario_file), start=start, max=max_rate, precision=precision, slo=slo,
         trial_duration=trial_duration, repetitions=repetitions, calibrate=False if no_calibrate else None,
-        source=str(scenario_file),
+        trials=trials_mode, source=str(scenario_file),
     )
     names = [name.strip() for name in engine_names.split(",") if name.strip()] if engine_names else None
     outcome = run_capacity(scenario, out, engines=names)

@@ -19,10 +19,10 @@ import shutil
 import signal
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 import psutil
@@ -39,16 +39,46 @@ from harness.kafka import create_topics, delete_topics, kafka_service
 from harness.kafka.clientlog import client_log_to
 from harness.kafka.service import KafkaEndpoint
 from harness.loadgen import GeneratorResult, Progress, run_generator
+from harness.loadgen.generator import StopCallback
 from harness.oracle import Expected, expected_for_run
 from harness.progress import ProgressDisplay
 from harness.report import write_report
 from harness.resources import ResourceSampler, this_process
-from harness.scenario import EngineEntry, Scenario, apply_overrides  # apply_overrides: re-exported for callers
+from harness.scenario import EngineEntry, Scenario, apply_overrides, truncated  # apply_overrides: re-exported
 from harness.units import format_duration_ms
 from harness.workload import JobSpec
 
 
 # ------------------------------------------------------------------------------------------------- the run
+@dataclass(frozen=True)
+class LiveView:
+    """What a :class:`LoadWatch` sees during the load, about twice a second."""
+
+    scenario: Scenario
+    progress: Progress
+    collector: LiveCollector
+    """The output read so far (:meth:`LiveCollector.frame`, :meth:`LiveCollector.settle_state`)."""
+    expected: Expected
+    """The oracle's table of the whole planned load, at this repetition's start."""
+    metrics: Callable[[], dict[str, Any]]
+    """The engine's metrics now (``Engine.metrics()``; ``{"error": ...}`` when they could not be read)."""
+
+
+class LoadWatch(Protocol):
+    """Watches every engine × repetition of a run as it goes (``bench capacity``'s stepped trials); optional."""
+
+    def during_load(self, view: LiveView) -> int | None:
+        """Called with every progress report of the load: a load offset in ms (a whole second, after
+        ``view.progress.elapsed_ms``) ends the load there (:data:`harness.loadgen.generator.StopCallback`), None
+        goes on."""
+        ...
+
+    def analysed(self, inputs: RepetitionInputs) -> None:
+        """Called once per engine × repetition, after its result was written, with what the analysis was given
+        (the scenario cut to where the load ended, when it was ended early)."""
+        ...
+
+
 @dataclass
 class RunOutcome:
     run_dir: Path
@@ -65,11 +95,13 @@ def run_scenario(
     display: ProgressDisplay | None = None,
     report: bool = True,
     run_dir: Path | None = None,
+    watch: LoadWatch | None = None,
 ) -> RunOutcome:
     """Run every engine × repetition of an already validated scenario; write results under ``out``.
 
     ``run_dir``, when given, is the run directory itself (it must not exist yet; ``bench capacity`` names its
-    trials this way) instead of ``out/<UTC stamp>-<scenario>``.
+    trials this way) instead of ``out/<UTC stamp>-<scenario>``. ``watch`` (:class:`LoadWatch`) may end each load
+    early and is handed each repetition's analysis inputs.
     Checks that the JVM artifacts are in place before anything starts. Returns the run directory and how the
     run ended; raises only for problems before the first engine starts (e.g. the broker would not start).
     """
@@ -106,7 +138,7 @@ def run_scenario(
             for repetition in range(1, scenario.repetitions + 1):
                 for entry in scenario.engines:
                     one = _EngineRun(scenario, entry, engine_classes[entry.name], settings[entry.name],
-                                     repetition, run_dir, kafka, display, expected)
+                                     repetition, run_dir, kafka, display, expected, watch)
                     outcome = one.run()
                     if outcome != "ok":
                         failures.append(f"{entry.name} rep {repetition}: {one.error or outcome}")
@@ -190,7 +222,7 @@ class _EngineRun:
 
     def __init__(self, scenario: Scenario, entry: EngineEntry, engine_class: type[Engine], settings: Any,
                  repetition: int, run_dir: Path, kafka: KafkaEndpoint, display: ProgressDisplay,
-                 expected_at_zero: Expected) -> None:
+                 expected_at_zero: Expected, watch: LoadWatch | None = None) -> None:
         self.scenario = scenario
         self.entry = entry
         self.engine_class = engine_class
@@ -200,6 +232,7 @@ class _EngineRun:
         self.kafka = kafka
         self.display = display
         self.expected_at_zero = expected_at_zero
+        self.watch = watch
         self.label = entry.name
         self.rep_dir = results.repetition_dir(run_dir, self.label, repetition)
         self.work_dir = self.rep_dir / "work"
@@ -211,6 +244,8 @@ class _EngineRun:
         self.error: str | None = None
         self.log_tail: list[str] = []
         self.traceback: str | None = None
+        self._watched: RepetitionInputs | None = None
+        """What the analysis was given, for the watch."""
 
     def _spec(self) -> JobSpec:
         scenario = self.scenario
@@ -333,6 +368,8 @@ class _EngineRun:
         try:
             self._write(engine, collector, sampler, state["generator"], metrics, status, injector.records(),
                         state["input_append"])
+            if self.watch is not None and self._watched is not None:
+                self.watch.analysed(self._watched)
         except Exception as exc:  # noqa: BLE001 - e.g. a full disk: say so, keep the traceback, go on
             status = "failed"
             self.error = f"result not written: {type(exc).__name__}: {exc}"
@@ -387,7 +424,14 @@ class _EngineRun:
                 p99_ms=snap.recent_p99_ms,
             )
 
-        generator = run_generator(self.scenario, self.kafka.bootstrap, self.input_topic, progress=progress)
+        generator = run_generator(self.scenario, self.kafka.bootstrap, self.input_topic, progress=progress,
+                                  stop=self._stop_callback(engine, collector))
+        if generator.duration_ms < self.scenario.duration:
+            # ended early by the watch: from here on the run is the one the load really was
+            display.message(f"[{self.label} rep {self.repetition}] load ended early, at "
+                            f"{format_duration_ms(generator.duration_ms)}")
+            self.scenario = truncated(self.scenario, generator.duration_ms)
+            self.expected_at_zero = expected_for_run(self.scenario, 0)
         if generator.nice > self.scenario.load.producer.nice:
             display.message(
                 f"[{self.label} rep {self.repetition}] generator ran at nice {generator.nice}, not "
@@ -397,6 +441,21 @@ class _EngineRun:
         if not generator.valid:
             display.message(f"[{self.label} rep {self.repetition}] generator: {generator.reason}")
         return generator
+
+    def _stop_callback(self, engine: Engine, collector: LiveCollector) -> StopCallback | None:
+        """The watch's :meth:`LoadWatch.during_load` as the generator's stop callback; None without a watch."""
+        watch = self.watch
+        if watch is None:
+            return None
+        shifted: dict[int, Expected] = {}
+
+        def stop(p: Progress) -> int | None:
+            if p.start_epoch_ms not in shifted:
+                shifted[p.start_epoch_ms] = self.expected_at_zero.shifted(p.start_epoch_ms)
+            return watch.during_load(LiveView(self.scenario, p, collector, shifted[p.start_epoch_ms],
+                                              lambda: _safe_metrics(engine)))
+
+        return stop
 
     def _read_input_append_times(self) -> InputAppendTimes | None:
         """The input topic read back (append time and ``seq`` per record) for the input path's delay; called after
@@ -463,6 +522,7 @@ class _EngineRun:
             input_append=input_append,
         )
         result = analyse(inputs)
+        self._watched = inputs
         if self.traceback:
             self.rep_dir.mkdir(parents=True, exist_ok=True)
             results.store.write_new(self.rep_dir / "traceback.txt", self.traceback)

@@ -427,6 +427,12 @@ class CapacityConfig(StrictModel):
     trial: CapacityTrial = CapacityTrial()
     repetitions: int = Field(default=1, ge=1, le=100, description="searches per engine")
     calibrate: bool = Field(default=True, description="search the built-in calibration engine first")
+    trials: Literal["fresh", "stepped"] = Field(
+        default="fresh",
+        description="fresh: every trial a whole run with its own broker and engine; stepped: one broker and engine "
+                    "per run of up to steps_per_run rates, each step a trial (see harness.capacity_stepped)",
+    )
+    steps_per_run: int = Field(default=4, ge=2, le=20, description="stepped trials: most steps in one run")
 
 
 # ------------------------------------------------------------------------------------------------------ faults
@@ -717,6 +723,20 @@ def parse_scenario(data: Any, *, source: str = "<scenario>", check_engines: bool
         if lines:
             raise ScenarioError([f"{source}: {line}" for line in lines])
     return scenario
+
+
+def truncated(scenario: Scenario, duration_ms: int) -> Scenario:
+    """The scenario with its load cut to ``duration_ms`` (steps starting at or after it dropped): what a run
+    whose load was ended early (:data:`harness.loadgen.generator.StopCallback`) actually ran. Not validated
+    again: the cut is a fact of the run, not a choice (it may measure fewer windows than a scenario must)."""
+    if not 0 < duration_ms <= scenario.duration:
+        raise ValueError(f"cut duration must be in (0, {scenario.duration}] ms (got {duration_ms})")
+    shape = scenario.load.shape
+    if isinstance(shape, StepsShape):
+        kept = [step for step in shape.steps if step.at < duration_ms]
+        shape = shape.model_copy(update={"steps": kept}) if kept else ConstantShape(type="constant")
+    load = scenario.load.model_copy(update={"shape": shape})
+    return scenario.model_copy(update={"duration": int(duration_ms), "load": load})
 
 
 def apply_overrides(

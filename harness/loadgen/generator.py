@@ -36,7 +36,7 @@ from harness.loadgen.stats import (
     encode_histogram,
 )
 from harness.loadgen.worker import FLUSH_TIMEOUT_S, worker_main
-from harness.scenario import Scenario
+from harness.scenario import Scenario, truncated
 
 START_LEAD_MS = 500
 """Least time between fixing the start and the first event: the workers' release must not eat into it."""
@@ -56,9 +56,18 @@ class Progress:
     """Records the schedule intends by now: ``sent`` below it means the generator is behind."""
     planned: int
     """Records of the whole run."""
+    planned_ms: int = 0
+    """The whole run's load duration, ms."""
+    start_epoch_ms: int = 0
+    """Intended time of event 0 (epoch ms)."""
 
 
 ProgressCallback = Callable[[Progress], None]
+
+StopCallback = Callable[[Progress], "int | None"]
+"""Asked with every progress report whether to end the load early: a load offset in ms (a whole second, later
+than the progress report's ``elapsed_ms``) ends it there, None goes on. Set by ``bench capacity``'s stepped trials
+to stop a run once a step failed."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,8 @@ class SecondStats:
     """Records actually sent in this second (events/s)."""
     delay_max_ms: float
     """Largest publish delay among the events intended in this second (ms)."""
+    slow: int = 0
+    """Events intended in this second sent more than :data:`harness.loadgen.stats.SLOW_SEND_MS` late."""
 
 
 @dataclass(frozen=True)
@@ -121,12 +132,16 @@ def run_generator(
     backend: str | None = None,
     workers: int | None = None,
     limits: SelfCheckLimits | None = None,
+    stop: StopCallback | None = None,
 ) -> GeneratorResult:
     """Drive the scenario's load into ``topic`` (which must exist) and return what was achieved.
 
     Called once per engine run, after the engine is ready. ``start_epoch_ms`` fixes the intended time of event
     0 (default: aligned, see the module docstring); ``backend``/``workers`` override the scenario; ``limits``
-    (default :class:`SelfCheckLimits`) decide validity. Raises
+    (default :class:`SelfCheckLimits`) decide validity. ``stop`` may end the load early (:data:`StopCallback`):
+    the workers send no event intended at or after that offset, and the result is exactly that of the scenario
+    cut to that duration (:func:`harness.scenario.truncated`; events are made slice by slice, so the cut load is
+    a prefix of the whole): its ``duration_ms`` says where the load ended. Raises
     :class:`ServiceError` when a worker cannot connect or a record cannot be delivered.
     """
     load = scenario.load
@@ -137,10 +152,12 @@ def run_generator(
     messages = context.Queue()
     go = context.Event()
     start_value = context.Value("q", -1)
+    stop_value = context.Value("q", scenario.duration)
     processes = [
         context.Process(
             target=worker_main,
-            args=(i, count, scenario, bootstrap, topic, backend_name, messages, go, start_value, READY_TIMEOUT_S),
+            args=(i, count, scenario, bootstrap, topic, backend_name, messages, go, start_value, READY_TIMEOUT_S,
+                  stop_value),
             name=f"loadgen-{i}",
             daemon=True,
         )
@@ -158,7 +175,10 @@ def run_generator(
         start = start_epoch_ms if start_epoch_ms is not None else aligned_start(scenario, time.time_ns() // 1_000_000)
         start_value.value = start
         go.set()
-        stats = _collect(messages, processes, schedule, start, progress)
+        stats = _collect(messages, processes, schedule, start, _with_stop(progress, stop, stop_value))
+        if stop_value.value < scenario.duration:
+            scenario = truncated(scenario, int(stop_value.value))
+            schedule = RateSchedule.from_load(scenario.load, scenario.duration)
         flush_ts = _send_flush_records(flusher, partitions, stats, scenario, schedule)
         finished = True
     finally:
@@ -178,6 +198,23 @@ def run_generator(
         scenario, backend_name, count, partitions, nice, start, stats, flush_ts, schedule,
         limits or default_limits(scenario)
     )
+
+
+def _with_stop(progress: ProgressCallback | None, stop: StopCallback | None, stop_value: Any) -> ProgressCallback:
+    """The progress relay, asking ``stop`` (when given) after each report and passing its answer to the workers."""
+
+    def relay(p: Progress) -> None:
+        if progress is not None:
+            progress(p)
+        if stop is None or stop_value.value < p.planned_ms:
+            return
+        at = stop(p)
+        if at is not None:
+            if at % 1000 or at <= p.elapsed_ms:
+                raise ValueError(f"stop offset {at} ms must be a whole second after now ({p.elapsed_ms:.0f} ms)")
+            stop_value.value = min(int(at), p.planned_ms)
+
+    return relay
 
 
 def plan_workers(setting: int | str, peak_rate: float, backend: BackendName) -> int:
@@ -265,7 +302,8 @@ def _collect(
         if progress is not None:
             elapsed = time.time() * 1000 - start
             due = int(math.ceil(float(schedule.cumulative(max(elapsed, 0.0)))) if elapsed > 0 else 0)
-            progress(Progress(elapsed, sum(sent), min(due, schedule.total_events), schedule.total_events))
+            progress(Progress(elapsed, sum(sent), min(due, schedule.total_events), schedule.total_events,
+                              schedule.duration_ms, start))
     assert merged is not None
     return merged
 
@@ -308,6 +346,7 @@ def _result(
                 target=int(target[s]) if s < target.size else 0,
                 achieved=int(stats.sent_per_second[s]) if s < stats.sent_per_second.size else 0,
                 delay_max_ms=float(stats.delay_max_per_second[s]) if s < stats.delay_max_per_second.size else 0.0,
+                slow=int(stats.slow_per_second[s]) if s < stats.slow_per_second.size else 0,
             )
         )
     first_measured = int(math.ceil(float(schedule.cumulative(scenario.warmup)) - 1e-9))

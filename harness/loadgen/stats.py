@@ -43,6 +43,9 @@ class WorkerStats:
     """Records sent in each second of *actual* send time since the start."""
     delay_max_per_second: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
     """Largest publish delay (ms) of the events *intended* in each second."""
+    slow_per_second: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Events *intended* in each second whose publish delay exceeded :data:`SLOW_SEND_MS`: the p99 check of a
+    part of the load (a step of a stepped capacity run, :func:`assess_span`) without a histogram per second."""
     histogram: HdrHistogram = field(default_factory=new_histogram)
 
     def record(self, intended_ms: np.ndarray, sent_ms: np.ndarray, ts: np.ndarray) -> None:
@@ -60,6 +63,9 @@ class WorkerStats:
         intended_sec = np.floor((intended_ms - self.start_epoch_ms) / 1000.0).astype(np.int64)
         self.sent_per_second = _add_bins(self.sent_per_second, sent_sec, None)
         self.delay_max_per_second = _max_bins(self.delay_max_per_second, intended_sec, delay_ms)
+        slow = delay_ms > SLOW_SEND_MS
+        if slow.any():
+            self.slow_per_second = _add_bins(self.slow_per_second, intended_sec[slow], None)
         measured = intended_ms >= self.measured_from_ms
         if measured.any():
             _record_all(self.histogram, delay_ms[measured])
@@ -76,6 +82,8 @@ class WorkerStats:
         self.delay_max_per_second = np.maximum(
             _pad(self.delay_max_per_second, size), _pad(other.delay_max_per_second, size)
         )
+        size = max(self.slow_per_second.size, other.slow_per_second.size)
+        self.slow_per_second = _pad(self.slow_per_second, size) + _pad(other.slow_per_second, size)
         self.histogram.add(other.histogram)
 
     # HdrHistogram objects do not pickle; workers ship the standard compressed encoding instead.
@@ -101,13 +109,19 @@ def encode_histogram(histogram: HdrHistogram) -> str:
     return histograms.encode(histogram)
 
 
+SLOW_SEND_MS = 100.0
+"""Publish delay above which a send counts as slow (:attr:`WorkerStats.slow_per_second`); equal to
+:attr:`SelfCheckLimits.max_p99_delay_ms`'s default, so a part of the load fails the p99 check exactly when more
+than 1 % of its events were slow."""
+
+
 @dataclass(frozen=True)
 class SelfCheckLimits:
     """When the generator's own numbers make a run invalid."""
 
     min_rate_ratio: float = 0.99
     """Achieved / target events in the measured period must reach this."""
-    max_p99_delay_ms: float = 100.0
+    max_p99_delay_ms: float = SLOW_SEND_MS
     """p99 publish delay in the measured period must stay below this (5 % of the default watermark delay):
     beyond it, latencies carry a visible share of generator delay."""
     max_delay_growth_ms: float = 100.0
@@ -129,38 +143,83 @@ def assess(
 ) -> tuple[bool, str | None]:
     """``(valid, reason)`` from the measured period (and the whole load for ``max_any_delay_ms``); called once
     after the load."""
-    seconds = measured_ms / 1000.0
-    if limits.max_any_delay_ms is not None and delay_max_per_second.size:
-        worst = float(delay_max_per_second.max())
-        if worst > limits.max_any_delay_ms:
-            second = int(delay_max_per_second.argmax())
-            return False, (
-                f"generator could not drive the load: an event was sent {worst:,.0f} ms after its intended time "
-                f"(second {second} of the load), more than watermark delay − max disorder = "
-                f"{limits.max_any_delay_ms:,.0f} ms: on-time events may have turned late"
-            )
-    if target_measured > 0 and achieved_measured < limits.min_rate_ratio * target_measured:
-        return False, (
-            f"generator could not drive the load: achieved {achieved_measured / seconds:,.0f}/s < "
-            f"{limits.min_rate_ratio:.0%} of target {target_measured / seconds:,.0f}/s in steady state"
-        )
-    series = delay_max_per_second[warmup_s:]
-    if series.size >= 3:
-        third = series.size // 3
-        first, last = float(series[:third].mean()), float(series[-third:].mean())
-        if last - first > limits.max_delay_growth_ms:
-            return False, (
-                f"publish delay keeps growing: per-second max publish delay went from {first:,.1f} ms (first third "
-                f"of the measured period) to {last:,.1f} ms (last third), more than "
-                f"{limits.max_delay_growth_ms:g} ms: generator could not drive the load"
-            )
-    if percentiles["p99"] > limits.max_p99_delay_ms:
-        return False, (
+    reason = (_any_delay(delay_max_per_second, 0, limits)
+              or _rate(target_measured, achieved_measured, measured_ms, limits)
+              or _delay_growth(delay_max_per_second[warmup_s:], limits))
+    if reason is None and percentiles["p99"] > limits.max_p99_delay_ms:
+        reason = (
             f"generator could not drive the load: p99 publish delay {percentiles['p99']:,.1f} ms > "
             f"{limits.max_p99_delay_ms:g} ms in steady state (hint: more producer.workers, or fewer CPUs for "
             "the engines)"
         )
-    return True, None
+    return reason is None, reason
+
+
+def assess_span(
+    target: np.ndarray,
+    achieved: np.ndarray,
+    delay_max: np.ndarray,
+    slow: np.ndarray,
+    settle_s: int,
+    limits: SelfCheckLimits,
+    first_second: int = 0,
+) -> tuple[bool, str | None]:
+    """The self-check of :func:`assess` over one part of the load (a step of a stepped capacity run), from the
+    per-second series of its seconds (``target``, ``achieved``, ``delay_max``, ``slow``: events slower than
+    :data:`SLOW_SEND_MS`), the first ``settle_s`` of them its warm-up. The p99 criterion holds when at most 1 %
+    of the measured seconds' events were slower than :data:`SLOW_SEND_MS` (= ``max_p99_delay_ms`` by default),
+    which is "p99 ≤ the limit" without a histogram per second. ``first_second`` (the part's first second of the
+    load) only names seconds in the reason. Called after the load, once per part."""
+    measured = slice(settle_s, None)
+    intended = int(np.sum(target[measured]))
+    reason = (_any_delay(delay_max, first_second, limits)
+              or _rate(intended, int(np.sum(achieved[measured])), 1000 * (target.size - settle_s), limits)
+              or _delay_growth(delay_max[measured], limits))
+    slow_n = int(np.sum(slow[measured]))
+    if reason is None and intended and slow_n > (1.0 - 0.99) * intended:
+        reason = (
+            f"generator could not drive the load: {slow_n / intended:.1%} of the events were sent more than "
+            f"{SLOW_SEND_MS:g} ms late (p99 publish delay > {SLOW_SEND_MS:g} ms) in steady state"
+        )
+    return reason is None, reason
+
+
+def _any_delay(delay_max_per_second: np.ndarray, first_second: int, limits: SelfCheckLimits) -> str | None:
+    if limits.max_any_delay_ms is None or not delay_max_per_second.size:
+        return None
+    worst = float(delay_max_per_second.max())
+    if worst <= limits.max_any_delay_ms:
+        return None
+    second = first_second + int(delay_max_per_second.argmax())
+    return (
+        f"generator could not drive the load: an event was sent {worst:,.0f} ms after its intended time "
+        f"(second {second} of the load), more than watermark delay − max disorder = "
+        f"{limits.max_any_delay_ms:,.0f} ms: on-time events may have turned late"
+    )
+
+
+def _rate(target: int, achieved: int, measured_ms: int, limits: SelfCheckLimits) -> str | None:
+    seconds = measured_ms / 1000.0
+    if target > 0 and achieved < limits.min_rate_ratio * target:
+        return (
+            f"generator could not drive the load: achieved {achieved / seconds:,.0f}/s < "
+            f"{limits.min_rate_ratio:.0%} of target {target / seconds:,.0f}/s in steady state"
+        )
+    return None
+
+
+def _delay_growth(series: np.ndarray, limits: SelfCheckLimits) -> str | None:
+    if series.size < 3:
+        return None
+    third = series.size // 3
+    first, last = float(series[:third].mean()), float(series[-third:].mean())
+    if last - first <= limits.max_delay_growth_ms:
+        return None
+    return (
+        f"publish delay keeps growing: per-second max publish delay went from {first:,.1f} ms (first third "
+        f"of the measured period) to {last:,.1f} ms (last third), more than "
+        f"{limits.max_delay_growth_ms:g} ms: generator could not drive the load"
+    )
 
 
 # --------------------------------------------------------------------------------------------------- helpers

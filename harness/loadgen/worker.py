@@ -52,12 +52,16 @@ def send_loop(
     pacer: Pacer,
     stats: WorkerStats,
     tick: Callable[[int], None] | None = None,
+    stop_at: Callable[[], float] | None = None,
 ) -> None:
     """Send the events of ``chunks`` at their intended times; called once per worker, returns when all are
-    handed to the client. ``tick(sent)`` is called after every batch (progress)."""
+    handed to the client. ``tick(sent)`` is called after every batch (progress). ``stop_at()`` (epoch ms, read
+    before every batch) ends the load early: no event intended at or after it is sent; the load's owner only
+    moves it to a time still ahead, so every event intended before it is sent."""
     pending = iter(chunks)
     current: EventBatch | None = _next_batch(plan, pending)
-    while current is not None:
+    stopped = False
+    while current is not None and not stopped:
         upcoming: EventBatch | None = None
         intended = current.intended_ms
         i, n = 0, len(current)
@@ -68,6 +72,12 @@ def send_loop(
             if upcoming is None and pacer.clock() < intended[i]:
                 upcoming = _next_batch(plan, pending)
             stop, before = pacer.next_due(intended, i)
+            if stop_at is not None:
+                end = stop_at()
+                if intended[i] >= end:
+                    stopped = True
+                    break
+                stop = i + int(np.searchsorted(intended[i:stop], end, side="left"))
             values, keys = encoder.encode(current.user[i:stop], current.ts[i:stop], current.seq[i:stop])
             send(values, keys)
             after = pacer.clock()
@@ -80,8 +90,10 @@ def send_loop(
                 tick(stats.sent + i)
         # Statistics once per slice: per batch they would cost more than the sending at high rates, when
         # batches are a handful of records.
-        stats.record(intended, sent_ms, current.ts)
-        stats.late += int(np.count_nonzero(current.late))
+        if stopped:
+            stats.measured_until_ms = min(stats.measured_until_ms, int(stop_at()))  # type: ignore[misc]
+        stats.record(intended[:i], sent_ms[:i], current.ts[:i])
+        stats.late += int(np.count_nonzero(current.late[:i]))
         current = upcoming if upcoming is not None else _next_batch(plan, pending)
 
 
@@ -132,12 +144,14 @@ def worker_main(
     go: Any,
     start_value: Any,
     ready_timeout_s: float,
+    stop_value: Any = None,
 ) -> None:
     """Entry point of a worker process (spawned by :func:`harness.loadgen.generator.run_generator`).
 
     Messages to the parent on ``queue``: ``("ready", index, nice)`` once connected (with the priority it runs
     at); ``("progress", index, sent)`` about twice a second; ``("done", index, WorkerStats)`` after its records
     are acknowledged; or ``("error", index, text)``. It starts sending when ``go`` is set, at ``start_value`` (epoch ms; < 0 = abort).
+    ``stop_value`` (load offset in ms, shared) ends the load early when the parent lowers it below the duration.
     """
     _die_with_parent()
     try:
@@ -161,7 +175,8 @@ def worker_main(
                 last_report[0] = now
 
         pacer = Pacer(EpochClock(), time.sleep, min_interval_ms=WAKE_INTERVAL_MS)
-        send_loop(plan, range(index, plan.chunks, count), encoder, backend.send, pacer, stats, tick)
+        stop_at = None if stop_value is None else (lambda: start + stop_value.value)
+        send_loop(plan, range(index, plan.chunks, count), encoder, backend.send, pacer, stats, tick, stop_at)
         backend.flush(FLUSH_TIMEOUT_S)
         queue.put(("done", index, stats))
     except BaseException as exc:  # noqa: BLE001 - everything goes to the parent, which raises it

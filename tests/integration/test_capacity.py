@@ -69,3 +69,39 @@ def test_the_throttled_engine_is_found_within_5_percent_of_its_known_capacity(tm
     same = subprocess.run([str(BENCH), "compare", str(out_dir), str(out_dir), "--fail-on-regression", "5"], cwd=ROOT,
                           capture_output=True, text=True, env=env)
     assert same.returncode == 0 and "no detectable change" in same.stdout, same.stdout + same.stderr
+
+
+def test_stepped_trials_find_the_throttled_engine_within_5_percent_with_one_engine_per_run(tmp_path: Path) -> None:
+    """The same engine and capacity block with ``capacity.trials: stepped``: one broker and engine per run, every
+    step judged like a trial; the climb's run ends early, soon after its first failing step."""
+    scenario = known_capacity_scenario(tmp_path / "known.yaml")
+    data = yaml.safe_load(scenario.read_text())
+    data["capacity"]["trials"] = "stepped"
+    scenario.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([str(BENCH), "capacity", str(scenario), "--out", str(tmp_path / "out")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [out_dir] = (tmp_path / "out").iterdir()
+    stored = json.loads((out_dir / "capacity.json").read_text())
+    assert stored["format_version"] == 3 and stored["search"]["trials"] == "stepped"
+    found = stored["engines"]["capped"]
+    [search] = found["searches"]
+    low, high = search["bracket"]
+    assert found["capacity"] == low and high is not None and (high - low) / low <= 0.05, search["ended_by"]
+    assert abs(found["capacity"] - CAPACITY) / CAPACITY <= 0.05, found
+    assert search["ended_by"].startswith("precision reached") and search["load_path_bound"] is None
+    trials = search["trials"]
+    assert [(t["rate"], t["verdict"], t["step"]) for t in trials[:2]] == [(2000, "pass", 1), (4000, "fail", 2)]
+    assert all(v["verdict"] in ("pass", "fail") for v in trials)  # the generator drove every step
+    runs = sorted({t["run_dir"] for t in trials})
+    assert len(runs) < len(trials)  # fewer engine starts than trials: the point of stepping
+    climb = out_dir / trials[0]["run_dir"]
+    [rep] = load_run(climb).engines["capped"]
+    planned = 3 * 25_000 + 25_000  # four climbing rates 2k, 4k, 8k, 16k; the load ended after the 4k step failed
+    assert rep.summary.timeline.load_end_ms - rep.summary.timeline.load_start_ms < planned
+    assert rep.summary.correctness is not None and rep.summary.correctness.correct  # cut cleanly: every pair exact
+    steps = json.loads((climb / "capped" / "rep-1" / "steps.json").read_text())
+    assert [(s["rate"], s["verdict"]) for s in steps] == [(2000, "pass"), (4000, "fail")]
+    assert steps[1]["summary"]["sustained"]["sustained"] is False
+    assert "stepped trials" in (out_dir / "capacity.md").read_text()

@@ -31,7 +31,8 @@ def copy(target: Path) -> Path:
 def test_the_frozen_format_1_directory_is_upgraded_with_its_real_trial_figures() -> None:
     data = load_capacity(FROZEN)
     calibration = data["engines"]["calibration"]
-    assert data["format_version"] == 2 and data["repetitions"] == 1
+    assert data["format_version"] == 3 and data["repetitions"] == 1
+    assert data["search"]["trials"] == "fresh"  # formats 1 and 2 only had fresh trials
     assert calibration["capacity"] == 10_000 and calibration["capacity_values"] == [10_000]
     assert calibration["capacity_ci"] is None and calibration["interval"] == [10_000, None]
     [search] = calibration["searches"]

@@ -112,7 +112,8 @@ def stored(tmp_path: Path) -> dict:
 
 def test_capacity_json_gives_each_engine_its_capacity_bracket_share_and_trials(tmp_path: Path) -> None:
     data = stored(tmp_path)
-    assert data["format_version"] == 2 and data["repetitions"] == 1
+    assert data["format_version"] == 3 and data["repetitions"] == 1
+    assert data["search"]["trials"] == "fresh" and data["search"]["steps_per_run"] is None
     assert data["calibration_capacity"] == 40_000
     spark = data["engines"]["spark"]
     assert spark["capacity"] == 10_000 and spark["capacity_values"] == [10_000] and spark["capacity_ci"] is None
