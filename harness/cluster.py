@@ -14,19 +14,28 @@ Used by the cluster integration tests and for trying a scenario's cluster mode w
 
 Readiness is a probe of the cluster's own REST view (Spark master ``/json`` lists the worker ALIVE with its cores;
 Flink ``/overview`` counts the TaskManager's slots), never a sleep. A failed start stops what was started before
-the error propagates; :meth:`stop` is idempotent.
+the error propagates; :meth:`stop` is idempotent, and also ends every other process whose command line holds the
+cluster's work directory (a TaskManager started again by a ``kill-worker`` fault's restart command).
+
+For ``kill-worker`` faults each cluster gives the shell commands for a scenario's ``kill_worker`` block, matching
+only its own processes (by the worker's port, or the conf directory): :attr:`SparkStandalone.kill_executor_command`
+(the worker launches a new executor by itself) and :attr:`FlinkSession.kill_taskmanager_command` with
+:attr:`FlinkSession.restart_taskmanager_command` (nothing restarts a standalone TaskManager otherwise).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 from harness import jvm
@@ -40,6 +49,19 @@ HOST = "127.0.0.1"
 def _get_json(url: str, timeout: float = 2.0) -> Any:
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - a local http URL we built
         return json.load(response)
+
+
+def pkill_command(class_name: str, tail: str) -> str:
+    """``pkill -KILL -f`` for JVMs of ``class_name`` whose command line goes on (anywhere after it) with the
+    literal ``tail`` followed by a space or its end. The class name's first letter is written as ``[X]`` so the
+    pattern does not match the shell that runs pkill (whose command line holds the pattern, not the name)."""
+    pattern = f"[{class_name[0]}]{_ere_literal(class_name[1:])}.*{_ere_literal(tail)}( |$)"
+    return f"pkill -KILL -f {shlex.quote(pattern)}"
+
+
+def _ere_literal(text: str) -> str:
+    """``text`` as a POSIX extended regular expression matching it literally."""
+    return re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", text)
 
 
 class _Cluster:
@@ -63,13 +85,41 @@ class _Cluster:
         raise NotImplementedError
 
     def stop(self) -> None:
-        """Stop every daemon, the last started first (TERM, then KILL). Idempotent."""
+        """Stop every daemon, the last started first (TERM, then KILL), then every other process of the cluster
+        (:meth:`strays`). Idempotent."""
         for daemon in reversed(self.daemons):
             daemon.stop(grace=15.0)
+        strays = self.strays()
+        for proc in strays:
+            try:
+                proc.terminate()
+            except psutil.Error:
+                pass
+        _, alive = psutil.wait_procs(strays, timeout=15.0)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(alive, timeout=10.0)
+
+    def strays(self) -> list[psutil.Process]:
+        """Live processes that are not a daemon's but hold the cluster's work directory in their command line: a
+        worker started again by a fault's restart command, or a daemon's child left behind."""
+        own = {proc.pid for daemon in self.daemons for proc in daemon.processes()}
+        marker = str(self.work_dir)
+        found = []
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                if proc.pid not in own and proc.pid != os.getpid() and marker in " ".join(proc.info["cmdline"] or []):
+                    found.append(proc)
+            except psutil.Error:
+                continue
+        return found
 
     def pids(self) -> list[int]:
-        """Every live process of the cluster's daemons (for the no-survivors check)."""
-        return [proc.pid for daemon in self.daemons for proc in daemon.processes()]
+        """Every live process of the cluster: its daemons' and :meth:`strays` (for the no-survivors check)."""
+        return [proc.pid for daemon in self.daemons for proc in daemon.processes()] + [p.pid for p in self.strays()]
 
     def __enter__(self) -> _Cluster:
         return self.start()
@@ -172,6 +222,20 @@ class SparkStandalone(_Cluster):
         state = _get_json(f"{self.master_ui}/json")
         return [*state.get("activeapps", []), *state.get("completedapps", [])]
 
+    def executors(self) -> list[dict[str, Any]]:
+        """The worker's executors, running and finished (id, appid, state...): a killed executor shows up finished,
+        its replacement under a new id."""
+        state = _get_json(f"http://{HOST}:{self.worker_ui_port}/json")
+        return [*state.get("executors", []), *state.get("finishedexecutors", [])]
+
+    @property
+    def kill_executor_command(self) -> str:
+        """A ``kill_worker.command`` that SIGKILLs this worker's executors (one per application): the JVMs that
+        name this worker in ``--worker-url``. The worker notices, the master has it launch a new executor, and
+        the driver runs the lost tasks again there; no restart command is needed."""
+        return pkill_command("org.apache.spark.executor.CoarseGrainedExecutorBackend",
+                             f"--worker-url spark://Worker@{HOST}:{self.worker_port}")
+
 
 # ---------------------------------------------------------------------------------------------------- Flink
 class FlinkSession(_Cluster):
@@ -195,6 +259,25 @@ class FlinkSession(_Cluster):
     @property
     def rest_address(self) -> str:
         return f"{HOST}:{self.rest_port}"
+
+    @property
+    def conf_dir(self) -> Path:
+        """The cluster's configuration directory; every daemon has it on its command line (``--configDir``)."""
+        return self.work_dir / "conf"
+
+    @property
+    def kill_taskmanager_command(self) -> str:
+        """A ``kill_worker.command`` that SIGKILLs this cluster's TaskManager (by its ``--configDir``)."""
+        return pkill_command("org.apache.flink.runtime.taskexecutor.TaskManagerRunner", f"--configDir {self.conf_dir}")
+
+    @property
+    def restart_taskmanager_command(self) -> str:
+        """A ``kill_worker.restart`` that starts a TaskManager of this cluster again, as a daemon (Flink's own
+        ``taskmanager.sh start``: it returns once the JVM is launched; the new TaskManager registers by itself).
+        :meth:`stop` ends it with the rest of the cluster."""
+        env = {**self._daemon_env(), "FLINK_PID_DIR": str(self.work_dir)}
+        assignments = [f"{key}={value}" for key, value in env.items()]
+        return shlex.join(["env", *assignments, "bash", str(flink_home() / "bin" / "taskmanager.sh"), "start"])
 
     @property
     def rest_url(self) -> str:
@@ -221,6 +304,10 @@ class FlinkSession(_Cluster):
             "parallelism.default": self.slots,
             # the REST API serves metrics cached this long (default 10 s); engines sample once a second
             "metrics.fetcher.update-interval": "1000",
+            # a killed TaskManager is declared lost after heartbeat.rpc-failure-threshold (2) heartbeat RPCs in a
+            # row failed: 2 x 1 s instead of 2 x the default 10 s (kill-worker faults); heartbeat.timeout (50 s,
+            # for a TaskManager that is alive but silent) stays as it is
+            "heartbeat.interval": "1000",
             "io.tmp.dirs": str(self.work_dir / "tmp"),
             "web.tmpdir": str(self.work_dir / "web"),
         })  # fmt: skip
@@ -228,20 +315,23 @@ class FlinkSession(_Cluster):
         return config
 
     def _env(self) -> dict[str, str]:
-        conf_dir = self.work_dir / "conf"
+        conf_dir = self.conf_dir
         conf_dir.mkdir(parents=True, exist_ok=True)
         (self.work_dir / "tmp").mkdir(exist_ok=True)
         (conf_dir / "config.yaml").write_text(yaml.safe_dump(self.config(), sort_keys=True))
         for name in ("log4j-console.properties", "log4j.properties", "log4j-cli.properties"):
             shutil.copy(flink_home() / "conf" / name, conf_dir / name)
-        env = dict(os.environ)
-        env.update(
-            FLINK_HOME=str(flink_home()),
-            FLINK_CONF_DIR=str(conf_dir),
-            FLINK_LOG_DIR=str(self.work_dir / "logs"),
-            JAVA_HOME=str(jvm.java_home()),
-        )
-        return env
+        return {**os.environ, **self._daemon_env()}
+
+    def _daemon_env(self) -> dict[str, str]:
+        """What the daemons need beyond the inherited environment: the distribution, this cluster's conf and log
+        directories, Java."""
+        return {
+            "FLINK_HOME": str(flink_home()),
+            "FLINK_CONF_DIR": str(self.conf_dir),
+            "FLINK_LOG_DIR": str(self.work_dir / "logs"),
+            "JAVA_HOME": str(jvm.java_home()),
+        }
 
     def _start(self, timeout: float) -> None:
         env = self._env()

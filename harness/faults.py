@@ -7,12 +7,19 @@ started with the load, at ``start_epoch_ms + fault.at`` (the generator keeps its
   :meth:`Engine.restart` — the same job from its last checkpoint (Spark: the same checkpoint location; Flink: the
   latest retained checkpoint; the calibration engine has none and reads its input again from the beginning).
 - ``restart-broker``: stop the embedded broker (its data kept), start it again after ``downtime`` on the same port.
-- ``kill-worker``: not implemented (the scenario model refuses it); if one reaches the injector anyway it is
-  recorded with an error and nothing is injected.
+- ``kill-worker`` (engines on a cluster): run the engine entry's ``kill_worker.command`` (a shell command that
+  kills one Spark executor or Flink TaskManager: only the scenario knows how to reach the cluster), wait
+  ``downtime``, run ``kill_worker.restart`` if given, and leave the recovery to the engine itself (Spark re-runs
+  the lost tasks on an executor the standalone worker launches anew; Flink's restart strategy restores the job
+  from its latest checkpoint once slots are back). The harness only watches: :meth:`Engine.recovered_at` says
+  when the job was processing again. Each command's exit status, duration and last output lines go into the
+  record, its whole output into ``faults.log``; a command that fails (non-zero exit, timeout) is the fault's error.
 
-While a fault is in progress the engine's liveness check is suspended (:meth:`FaultInjector.check`); a restart
-that fails makes the next check raise. Each fault leaves a :class:`FaultRecord` (when it was injected, when the
-engine or broker was back, errors), which goes into the repetition's result.
+While a ``kill-engine`` or ``restart-broker`` fault is in progress the engine's liveness check is suspended
+(:meth:`FaultInjector.check`); a ``kill-worker`` leaves the engine's own processes alone, so the check goes on (a
+job that gives up recovering fails the run as any dead job does). A fault whose restart or command fails makes
+the next check raise. Each fault leaves a :class:`FaultRecord` (when it was injected, when the engine or broker
+was back, errors, commands run), which goes into the repetition's result.
 
 The figures per fault come from the judged pairs (:func:`fault_figures`, pure):
 
@@ -29,12 +36,17 @@ The figures per fault come from the judged pairs (:func:`fault_figures`, pure):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import signal
+import subprocess
 import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,10 +58,14 @@ from harness.isolation import children_on
 if TYPE_CHECKING:  # the pure figures below need none of these
     from harness.engines.base import Engine
     from harness.kafka.service import KafkaEndpoint
-    from harness.scenario import Fault
+    from harness.scenario import Fault, KillWorker
 
 RECOVERY_TOLERANCE = 0.10
 """Latency counts as recovered when a window's median is at most this fraction above the pre-fault median."""
+RECOVERY_POLL_S = 0.5
+"""How often the injector asks the engine whether it has recovered from a ``kill-worker`` fault."""
+OUTPUT_LINES = 20
+"""Last lines of a fault command's output kept in its record (all of it goes to ``faults.log``)."""
 
 
 # --------------------------------------------------------------------------------------------- injection
@@ -67,11 +83,80 @@ class FaultRecord:
     restarted_at_ms: int | None = None
     """When the restart began (injected_at_ms + downtime, plus the time the stop took)."""
     recovered_at_ms: int | None = None
-    """When the engine was ready again (or the broker answered); None if it never was."""
+    """When the engine was ready again (or the broker answered); after a ``kill-worker``: when the engine says its
+    job was processing again (:meth:`Engine.recovered_at`). None if it never was, or the engine cannot tell."""
     error: str | None = None
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    """``kill-worker``: one :class:`CommandRun` (as JSON) per command run, the kill first."""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    """One fault command (``kill_worker.command`` or ``.restart``) as it ran."""
+
+    role: str
+    """``kill`` or ``restart``."""
+    command: str
+    started_at_ms: int
+    """Epoch ms."""
+    seconds: float
+    """How long it ran (to its exit, or to the timeout)."""
+    exit_code: int | None
+    """Its exit status (negative: killed by that signal); None when it was stopped at the timeout."""
+    output: list[str]
+    """The last :data:`OUTPUT_LINES` lines of its stdout and stderr."""
+
+    @property
+    def error(self) -> str | None:
+        """Why the command failed, or None if it exited 0."""
+        if self.exit_code == 0:
+            return None
+        what = f"timed out after {self.seconds:.0f} s" if self.exit_code is None else f"exited {self.exit_code}"
+        tail = " | ".join(self.output[-3:])
+        return f"kill_worker.{'command' if self.role == 'kill' else 'restart'} {what}: {self.command}" + (
+            f" — output: {tail}" if tail else "")
+
+
+def run_command(role: str, command: str, *, timeout_s: float, log_path: Path | None = None,
+                cwd: Path | None = None) -> CommandRun:
+    """Run ``command`` with ``sh -c`` in a session of its own, its output appended to ``log_path`` (a file, not a
+    pipe: a daemon it starts may keep its output open for good), and wait for it at most ``timeout_s``; at the
+    timeout its whole process group is killed. Never raises for the command's own failure: see
+    :attr:`CommandRun.error`."""
+    started_ms = _now_ms()
+    started = time.monotonic()
+    log = Path(log_path) if log_path is not None else Path(os.devnull)
+    with open(log, "ab") as out:
+        out.write(f"\n--- {role} at {started_ms} ms: {command}\n".encode())
+        out.flush()
+        start = out.tell()
+        process = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
+        try:
+            exit_code: int | None = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            exit_code = None
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
+        seconds = time.monotonic() - started
+        out.write(f"--- {role} {'timed out' if exit_code is None else f'exited {exit_code}'} "
+                  f"after {seconds:.2f} s\n".encode())
+    output = _read_from(log, start) if log_path is not None else []
+    return CommandRun(role, command, started_ms, round(seconds, 3), exit_code, output[-OUTPUT_LINES:])
+
+
+def _read_from(path: Path, offset: int) -> list[str]:
+    """The lines of ``path`` from byte ``offset`` up to the command's closing line."""
+    with open(path, "rb") as file:
+        file.seek(offset)
+        lines = file.read().decode(errors="replace").splitlines()
+    return [line for line in lines if not line.startswith("--- ")]
 
 
 class FaultInjector:
@@ -81,15 +166,20 @@ class FaultInjector:
     :meth:`check`."""
 
     def __init__(self, faults: Sequence[Fault], engine: Engine, kafka: KafkaEndpoint, *, restart_timeout_s: float,
-                 message: Callable[[str], None] = lambda text: None,
-                 engine_cpus: frozenset[int] | None = None) -> None:
+                 message: Callable[[str], None] = lambda text: None, kill_worker: KillWorker | None = None,
+                 log_path: Path | None = None, engine_cpus: frozenset[int] | None = None) -> None:
         self.faults = list(faults)
         self.engine_cpus = engine_cpus
         """``isolation.engine``: a restarted job runs where the first one ran."""
         self.engine = engine
         self.kafka = kafka
         self.restart_timeout_s = restart_timeout_s
+        """Longest wait for the engine to be back after a fault."""
         self.message = message
+        self.kill_worker = kill_worker
+        """The engine entry's ``kill_worker`` commands (``kill-worker`` faults)."""
+        self.log_path = log_path
+        """Where fault commands' output goes (``faults.log`` in the repetition's work directory)."""
         self._records = [FaultRecord(f.kind, int(f.at), int(f.downtime)) for f in self.faults]
         self._busy = threading.Lock()
         """Held while a fault is in progress: the engine's liveness check is skipped meanwhile."""
@@ -132,7 +222,8 @@ class FaultInjector:
             wait_s = (start_epoch_ms + fault.at) / 1000 - time.time()
             if self._cancel.wait(max(wait_s, 0)):
                 return
-            with self._busy:
+            # a kill-worker leaves the engine's own processes alone: its liveness check goes on meanwhile
+            with self._busy if fault.kind != "kill-worker" else contextlib.nullcontext():
                 try:
                     self._inject(fault, record)
                 except Exception as exc:  # noqa: BLE001 - recorded; the run goes on and says so
@@ -166,11 +257,59 @@ class FaultInjector:
             record.restarted_at_ms = _now_ms()
             broker.restart()
             record.recovered_at_ms = _now_ms()
+        elif fault.kind == "kill-worker":
+            self._kill_worker(fault, record)
         else:
-            record.error = f"{fault.kind} is not implemented yet: nothing was injected"
+            record.error = f"{fault.kind} is not implemented: nothing was injected"
+
+    def _kill_worker(self, fault: Fault, record: FaultRecord) -> None:
+        """Kill one worker with the scenario's command, restart it after the downtime if a command says how, then
+        wait (at most the restart timeout) for the engine to say it has recovered."""
+        commands = self.kill_worker
+        if commands is None:
+            raise EngineError("kill-worker needs the engine entry's kill_worker.command (bench validate checks it)")
+        kill = self._command("kill", commands.command, commands.timeout, record)
+        record.injected_at_ms = kill.started_at_ms
+        if kill.error is not None:
+            raise EngineError(f"{kill.error}; nothing may have been killed")
+        self._sleep_until(record.injected_at_ms + fault.downtime)
+        if commands.restart is not None:  # even when the run is ending: the cluster is left with its workers
+            record.restarted_at_ms = _now_ms()
+            restart = self._command("restart", commands.restart, commands.timeout, record)
+            if restart.error is not None:
+                raise EngineError(restart.error)
+        record.recovered_at_ms = self._await_recovery(record.injected_at_ms)
+
+    def _command(self, role: str, command: str, timeout_ms: int, record: FaultRecord) -> CommandRun:
+        run = run_command(role, command, timeout_s=timeout_ms / 1000, log_path=self.log_path,
+                          cwd=None if self.log_path is None else self.log_path.parent)
+        record.commands.append(dataclasses.asdict(run))
+        self.message(f"kill-worker: {role} command {'ok' if run.error is None else 'FAILED'} "
+                     f"after {run.seconds:.1f} s: {command}")
+        return run
+
+    def _await_recovery(self, since_ms: int) -> int | None:
+        """Poll :meth:`Engine.recovered_at` until it answers, the restart timeout passes or the run ends; None if
+        the engine cannot tell or did not recover in time (the results show what the fault cost either way)."""
+        deadline = time.monotonic() + self.restart_timeout_s
+        while not self._cancel.is_set() and time.monotonic() < deadline:
+            try:
+                recovered = self.engine.recovered_at(since_ms)
+            except NotImplementedError:
+                return None
+            except (OSError, ValueError, KeyError):  # an engine's REST endpoint busy restarting: ask again
+                recovered = None
+            if recovered is not None:
+                return recovered
+            self._cancel.wait(RECOVERY_POLL_S)
+        if not self._cancel.is_set():
+            self.message(f"kill-worker: the engine did not report recovery within {self.restart_timeout_s:.0f} s")
+        return None
 
     def _sleep_until(self, epoch_ms: int) -> None:
         time.sleep(max(epoch_ms / 1000 - time.time(), 0))
+
+
 
 
 def _now_ms() -> int:
@@ -279,5 +418,5 @@ def measured_faults(records: Sequence[dict[str, Any]], pairs: pd.DataFrame, visi
     return out
 
 
-__all__ = ["FaultFigures", "FaultInjector", "FaultRecord", "RECOVERY_TOLERANCE", "fault_figures",
-           "measured_faults", "recovery", "results_gap_ms", "window_latency"]
+__all__ = ["CommandRun", "FaultFigures", "FaultInjector", "FaultRecord", "RECOVERY_TOLERANCE", "fault_figures",
+           "measured_faults", "recovery", "results_gap_ms", "run_command", "window_latency"]

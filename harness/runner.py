@@ -281,6 +281,7 @@ class _EngineRun:
             scenario.faults, engine, self.kafka, restart_timeout_s=scenario.engine_start_timeout / 1000,
             engine_cpus=self.engine_cpus,
             message=lambda text: display.message(f"[{self.label} rep {self.repetition}] {text}"),
+            kill_worker=self.entry.kill_worker, log_path=self.work_dir / "faults.log",
         )
         state: dict[str, Any] = {"collector": None, "generator": None, "metrics": {}, "faults": injector,
                                  "input_append": None}

@@ -34,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from harness.engines.registry import resolve_engine
+from harness.engines.registry import BUILTIN, resolve_engine
 from harness.errors import ScenarioError
 from harness.isolation import Isolation
 from harness.units import (  # Millis, Rate, Bytes: re-exported, engine settings models import them from here
@@ -315,13 +315,38 @@ _LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 legal characters are ``[a-zA-Z0-9._-]``. Names are refused, never rewritten: results carry what the file says."""
 
 
+class KillWorker(StrictModel):
+    """How to kill one worker of the cluster an engine runs on, for a ``kill-worker`` fault: the harness cannot know
+    how to reach into a cluster it did not start, so the scenario says it. Both commands run in ``sh -c`` on the
+    host that runs ``bench``, with its environment, each within ``timeout``; a non-zero exit is the fault's error.
+
+    ``command`` kills one worker (a Spark executor, a Flink TaskManager), e.g.
+    ``docker compose kill -s KILL flink-taskmanager`` or ``pkill -KILL -f '[C]oarseGrainedExecutorBackend'``.
+    ``restart``, when given, runs ``downtime`` after the kill, for clusters where nothing else replaces the worker
+    (a standalone Flink TaskManager; a Spark standalone worker relaunches its executors itself, and Kubernetes,
+    YARN or a container restart policy bring workers back on their own)."""
+
+    command: str = Field(description="shell command that kills one worker")
+    restart: str | None = Field(default=None, description="shell command that starts it again")
+    timeout: Millis = Field(default=60_000, gt=0, description="longest each command may take")
+
+    @field_validator("command", "restart")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must be a shell command, not blank")
+        return value
+
+
 class EngineEntry(StrictModel):
     """One engine to run: a registered name (``bench engines``) or a ``module:Class`` path, with its settings.
-    ``label`` names it in results (default: the engine name) so one engine can run twice with other settings."""
+    ``label`` names it in results (default: the engine name) so one engine can run twice with other settings.
+    ``kill_worker`` says how to kill one worker of its cluster (needed by ``kill-worker`` faults)."""
 
     engine: str
     label: str | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
+    kill_worker: KillWorker | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -622,8 +647,8 @@ def _capacity_problems(s: Scenario) -> list[str]:
 def _fault_problems(s: Scenario) -> list[str]:
     """Faults fall in the measured period, in time order, each followed by room to recover (downtime, then
     :func:`recovery_room_ms`) before the next fault and before the load ends; ``kill-worker`` needs every engine
-    on a cluster (and is refused there too: not implemented yet), ``kill-engine`` every engine local and
-    ``restart-broker`` the embedded broker."""
+    on a cluster with its ``kill_worker`` command, ``kill-engine`` every engine local and ``restart-broker`` the
+    embedded broker."""
     problems: list[str] = []
     room = recovery_room_ms(s.window)
     earliest = s.warmup
@@ -662,17 +687,7 @@ def recovery_room_ms(window: WindowConfig) -> int:
 
 def _fault_kind_problems(s: Scenario, where: str, fault: Fault) -> list[str]:
     if fault.kind == "kill-worker":
-        local = [index for index, entry in enumerate(s.engines) if not entry.on_cluster]
-        if local:
-            return [
-                f"{where}.kind: kill-worker needs every engine on a cluster (settings.master: spark://host:port or "
-                f"settings.jobmanager: host:port), but engines.{local[0]} ({s.engines[local[0]].name}) runs "
-                f"locally; use kill-engine (got 'kill-worker')"
-            ]
-        return [
-            f"{where}.kind: kill-worker (one Spark executor or Flink TaskManager of a cluster) is not implemented in "
-            f"this version: nothing would be injected; use kill-engine (got 'kill-worker')"
-        ]
+        return _kill_worker_problems(s, where)
     if fault.kind == "kill-engine":
         remote = [index for index, entry in enumerate(s.engines) if entry.on_cluster]
         if remote:
@@ -687,6 +702,27 @@ def _fault_kind_problems(s: Scenario, where: str, fault: Fault) -> list[str]:
             f"stops an external cluster; use kill-engine (got 'restart-broker')"
         ]
     return []
+
+
+def _kill_worker_problems(s: Scenario, where: str) -> list[str]:
+    """``kill-worker`` needs every engine on a cluster and its ``kill_worker.command``. A built-in engine whose
+    settings run it locally is refused (there is no worker to kill); a ``module:Class`` engine's deployment is its
+    own business, so its ``kill_worker`` block is taken as saying it has workers."""
+    local = [index for index, entry in enumerate(s.engines) if entry.engine in BUILTIN and not entry.on_cluster]
+    if local:
+        return [
+            f"{where}.kind: kill-worker needs every engine on a cluster (settings.master: spark://host:port or "
+            f"settings.jobmanager: host:port), but engines.{local[0]} ({s.engines[local[0]].name}) runs "
+            f"locally; use kill-engine (got 'kill-worker')"
+        ]
+    return [
+        f"engines.{index}.kill_worker: is required by {where} (kill-worker): the shell command that kills one "
+        f"worker of {entry.name}'s cluster, e.g. {{command: 'docker compose kill -s KILL flink-taskmanager', "
+        f"restart: 'docker compose start flink-taskmanager'}} (restart optional); the harness cannot reach into a "
+        f"cluster it did not start"
+        for index, entry in enumerate(s.engines)
+        if entry.kill_worker is None
+    ]
 
 
 # ----------------------------------------------------------------------------------------------------- loading

@@ -221,6 +221,15 @@ class Engine(ABC):
         self.start()
         self.wait_ready(timeout)
 
+    def recovered_at(self, since_ms: int) -> int | None:
+        """After a ``kill-worker`` fault injected at epoch ms ``since_ms`` (one worker of the engine's cluster
+        killed, the engine recovering by its own means): the epoch ms at which the job was processing input again
+        on its cluster, or None while it is not yet. Polled by the fault injector about twice a second until it
+        answers or the engine start timeout passes; raising OSError, ValueError or KeyError counts as "not yet".
+        Default: :class:`NotImplementedError` (this engine cannot tell; the fault's figures still come from its
+        results)."""
+        raise NotImplementedError
+
     def log_files(self) -> list[Path]:
         """Log files to keep with the result (already inside ``context.run_dir`` or copied there)."""
         return []

@@ -41,7 +41,7 @@ from harness import jvm, versions
 from harness.distributions import PROJECT_ROOT, flink_home, flink_shipped_config
 from harness.engines.base import EngineContext, EngineSettings, Setting
 from harness.engines.flink_rest import TERMINAL_STATES, FlinkRest
-from harness.engines.jobs.flink_sql_job import CHECKPOINT_DIR
+from harness.engines.jobs.flink_sql_job import CHECKPOINT_DIR, CLUSTER_RESTART_STRATEGY
 from harness.engines.jobs import LOOPBACK
 from harness.engines.process import ProcessEngine
 from harness.errors import EngineError
@@ -176,7 +176,9 @@ class FlinkEngine(ProcessEngine):
         self._rest_port = 0
         """The local MiniCluster's REST port (0 on a cluster)."""
         self._snapshots: list[dict[str, Any]] = []
-        self._input_rows = _Sampler(self._read_input_rows, SAMPLE_EVERY_S)
+        self._input_rows = _Sampler(self._read_input_rows, SAMPLE_EVERY_S, self._restarted_by_flink)
+        self._failures_seen = 0
+        """Entries of the job's exception history seen so far (:meth:`_restarted_by_flink`)."""
         self.recovery_path: Path | None = None
         """The retained checkpoint the job was last restarted from (``kill-engine`` fault), if any."""
 
@@ -216,6 +218,7 @@ class FlinkEngine(ProcessEngine):
         self.recovery_path = latest_checkpoint(self.checkpoint_dir)
         self.job_id = None
         self._input_rows.rebase()
+        self._failures_seen = 0
         super().restart(timeout)
 
     def start(self) -> None:
@@ -286,6 +289,20 @@ class FlinkEngine(ProcessEngine):
         super().wait_ready(timeout)
         self._input_rows.start()
 
+    def recovered_at(self, since_ms: int) -> int | None:
+        """After a ``kill-worker`` fault on a session cluster: now, once the job has failed since ``since_ms`` (its
+        exception history shows the lost TaskManager) and is ready again (every task RUNNING, every input
+        partition assigned); restored by its restart strategy from the latest checkpoint. None until then."""
+        if self.rest is None or self.job_id is None:
+            return None
+        if not any(at >= since_ms for at in self.rest.failure_times(self.job_id)):
+            return None
+        try:
+            self._ready()
+        except EngineError:
+            return None
+        return int(time.time() * 1000)
+
     def before_stop(self) -> None:
         """Stop sampling; take a last snapshot while the job runs; on a cluster cancel the job (by id, or by its
         name if the id is not known yet), since it would outlive its client there."""
@@ -317,7 +334,7 @@ class FlinkEngine(ProcessEngine):
             "parallelism": Setting(parallelism, "task slots / operator parallelism"),
             "partitions": Setting(str(spec.partitions), "Kafka input partitions"),
             "deployment": Setting("local", f"MiniCluster in one JVM, -Xmx{settings.heap}") if self.local else Setting(
-                "cluster", f"session cluster at {settings.jobmanager}"),
+                "cluster", f"session cluster at {settings.jobmanager}; restarts {_restart_strategy(settings)}"),
         }
 
     def _trigger_setting(self) -> Setting:
@@ -408,6 +425,18 @@ class FlinkEngine(ProcessEngine):
             return None
         return self.rest.source_records_in(self.job_id)
 
+    def _restarted_by_flink(self) -> bool:
+        """True if the job's exception history has grown since the last call: it failed and was restarted by its
+        restart strategy (on a cluster, e.g. a TaskManager lost), so its counters started again at 0."""
+        if self.rest is None or self.job_id is None:
+            return False
+        try:
+            failures = len(self.rest.failure_times(self.job_id))
+        except (OSError, ValueError, KeyError):
+            return False
+        grown, self._failures_seen = failures > self._failures_seen, failures
+        return grown
+
 
 class FlinkPythonEngine(FlinkEngine):
     """Flink DataStream API with Python functions on the hot path (JSON parsing, timestamps, the window
@@ -445,6 +474,16 @@ class FlinkPythonEngine(FlinkEngine):
             f"max event time per source subtask − {delay} − 1 ms; the job's watermark is the minimum; a subtask idle "
             f"for {idle} stops holding it back",
         )
+
+
+def _restart_strategy(settings: FlinkSettings) -> str:
+    """The restart strategy of a job on a session cluster, in words (``config`` may override the default)."""
+    merged = {**CLUSTER_RESTART_STRATEGY, **settings.config}
+    kind = merged.get("restart-strategy.type", "")
+    if kind in ("fixed-delay", "fixeddelay"):
+        return (f"from the latest checkpoint, at most {merged.get('restart-strategy.fixed-delay.attempts')} times, "
+                f"{merged.get('restart-strategy.fixed-delay.delay')} apart")
+    return f"as restart-strategy.type {kind!r} says"
 
 
 # ---------------------------------------------------------------------------------------------- job names
@@ -502,14 +541,22 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
 class _Sampler:
     """Calls ``read`` every ``interval`` seconds in a daemon thread, from :meth:`start` until :meth:`stop`, and keeps
     ``{"t_ms": epoch ms of the call, "rows": value}`` for every answer (a failed or empty read is skipped). Values
-    are held non-decreasing: a counter read from a restarted subtask must not make the series go back."""
+    are held non-decreasing: a counter read from a restarted subtask must not make the series go back. A read
+    below the previous one after the job restarted by itself (``restarted``; its counters start at 0 again) makes
+    the count go on from the last sample, as after :meth:`rebase`."""
 
-    def __init__(self, read: Callable[[], int | None], interval: float) -> None:
+    def __init__(self, read: Callable[[], int | None], interval: float,
+                 restarted: Callable[[], bool] = lambda: False) -> None:
         self._read = read
         self._interval = interval
+        self._restarted = restarted
+        """Asked when a read is lower than the one before: True if the job restarted since it was last asked (a
+        lower sum can also be a subtask's counter missing from one answer, which must not add it twice)."""
         self._samples: list[dict[str, int]] = []
         self._base = 0
         """Added to every read: the count before the job was last restarted (its counters start at 0 again)."""
+        self._last_read = 0
+        """The last value read: a lower one means the job restarted by itself (a lost TaskManager) meanwhile."""
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -531,6 +578,7 @@ class _Sampler:
         after its last sample and the restarted one reads again are counted twice: an overestimate of at most
         one sampling interval plus one checkpoint interval of input.)"""
         self._base = self._samples[-1]["rows"] if self._samples else 0
+        self._last_read = 0
 
     def sample(self) -> None:
         """One read now."""
@@ -541,6 +589,9 @@ class _Sampler:
             return
         if rows is not None:
             last = self._samples[-1]["rows"] if self._samples else 0
+            if int(rows) < self._last_read and self._restarted():  # by Flink itself: count on from the last sample
+                self._base = last
+            self._last_read = int(rows)
             self._samples.append({"t_ms": t_ms, "rows": max(self._base + int(rows), last)})
 
     def _run(self) -> None:

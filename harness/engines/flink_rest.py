@@ -69,6 +69,12 @@ class FlinkRest:
     def job(self, job_id: str) -> dict[str, Any]:
         return self.get(f"/jobs/{job_id}")
 
+    def failure_times(self, job_id: str) -> list[int]:
+        """When the job failed (epoch ms, the JobManager's clock), from its exception history: each entry is one
+        failure that made the job (or a region of it) restart, e.g. the loss of a TaskManager."""
+        history = self.get(f"/jobs/{job_id}/exceptions").get("exceptionHistory") or {}
+        return [int(entry["timestamp"]) for entry in history.get("entries", []) if entry.get("timestamp")]
+
     def cancel(self, job_id: str) -> None:
         self._request(f"/jobs/{job_id}?mode=cancel", "PATCH")
 

@@ -293,6 +293,21 @@ class SparkEngine(ProcessEngine):
             pass
         return rows
 
+    def recovered_at(self, since_ms: int) -> int | None:
+        """After a ``kill-worker`` fault (an executor killed at ``since_ms``; Spark re-runs its tasks on the
+        executor the standalone worker launches anew): when the first micro-batch that started after the kill
+        ended, i.e. the query was processing on a live executor again. None until then. The batch in flight at
+        the kill may end earlier, once its lost tasks have run again; it is not taken, since one that only had to
+        commit when the executor died would end at once and say nothing."""
+        for row in self.progress():
+            started = _epoch_ms(row.get("timestamp"))
+            ended = _ended_ms(row)
+            if started is not None and ended is not None and started >= since_ms and (
+                row.get("numInputRows", 0) > 0 or _is_no_data_batch(row)
+            ):
+                return ended
+        return None
+
     def metrics(self) -> dict[str, Any]:
         """Summaries of Spark's own progress reports: micro-batches run (with data, and no-data batches that close
         windows), rows read, batch durations (ms), per batch its processing rate (rows/s) and the watermark (ISO

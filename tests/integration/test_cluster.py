@@ -137,7 +137,8 @@ def test_smoke_on_a_flink_session_cluster(kafka_broker: str, tmp_path: Path) -> 
         scenario = smoke_on(kafka_broker, {"engine": "flink", "settings": {"jobmanager": cluster.rest_address}})
         _, summary = run_and_check(scenario, tmp_path / "results")
         jobs = cluster.jobs()
-    assert fairness(summary, "deployment") == Setting("cluster", f"session cluster at {cluster.rest_address}")
+    deployment = fairness(summary, "deployment")
+    assert deployment.value == "cluster" and deployment.detail.startswith(f"session cluster at {cluster.rest_address};")
     # the job really ran on the cluster, and the engine cancelled it there when it stopped
     assert [job["state"] for job in jobs] == ["CANCELED"]
     assert survivors(pids, tmp_path) == []

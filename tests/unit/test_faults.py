@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 from harness.errors import EngineError
-from harness.faults import FaultInjector, fault_figures, recovery, results_gap_ms, window_latency
-from harness.scenario import Fault
+from harness.faults import FaultInjector, fault_figures, recovery, results_gap_ms, run_command, window_latency
+from harness.scenario import Fault, KillWorker
 
 W = 1_000  # window size = slide, ms
 
@@ -190,6 +193,97 @@ def test_faults_not_due_yet_are_cancelled_by_stop() -> None:
     injector.stop()
     assert engine.events == [] and injector.records()[0]["injected_at_ms"] is None
     assert threading.active_count() <= started
+
+
+# ------------------------------------------------------------------------------------------- kill-worker
+def test_run_command_records_exit_status_and_output(tmp_path: Path) -> None:
+    log = tmp_path / "faults.log"
+    run = run_command("kill", "echo one; echo two >&2; exit 3", timeout_s=10, log_path=log)
+    assert (run.role, run.exit_code, run.output) == ("kill", 3, ["one", "two"])
+    assert run.error == "kill_worker.command exited 3: echo one; echo two >&2; exit 3 — output: one | two"
+    ok = run_command("restart", "true", timeout_s=10, log_path=log)
+    assert ok.exit_code == 0 and ok.error is None and ok.output == []
+    text = log.read_text()
+    assert "--- kill at" in text and "--- kill exited 3" in text and "--- restart exited 0" in text
+
+
+def test_run_command_stops_a_command_at_its_timeout_with_its_children(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    run = run_command("restart", f"sleep 30 & echo $! > {pid_file}; wait", timeout_s=0.5, log_path=tmp_path / "l")
+    assert run.exit_code is None and run.error is not None and "timed out" in run.error
+    child = int(pid_file.read_text())
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+
+
+class FakeClusterEngine:
+    """An engine whose worker is killed by a command: its own check() never fails, and it reports recovery
+    (``recovered_at``) on the third poll after the fault, or cannot tell at all."""
+
+    def __init__(self, tells: bool = True) -> None:
+        self.tells = tells
+        self.polls = 0
+        self.checks = 0
+
+    def check(self) -> None:
+        self.checks += 1
+
+    def recovered_at(self, since_ms: int) -> int | None:
+        if not self.tells:
+            raise NotImplementedError
+        self.polls += 1
+        return since_ms + 1_234 if self.polls >= 3 else None
+
+
+def kill_worker_injector(engine: FakeClusterEngine, tmp_path: Path, **commands: Any) -> FaultInjector:
+    """A kill-worker fault right away with 300 ms downtime, run to its end; check() called all along."""
+    fault = Fault(at="0s", kind="kill-worker", downtime="300ms")
+    injector = FaultInjector([fault], engine, kafka=None, restart_timeout_s=5,  # type: ignore[arg-type]
+                             kill_worker=KillWorker(**commands), log_path=tmp_path / "faults.log")
+    injector.start(time.time_ns() // 1_000_000)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and injector._thread is not None and injector._thread.is_alive():
+        try:
+            injector.check()
+        except EngineError:
+            break
+        time.sleep(0.02)
+    injector.stop(timeout_s=10)
+    return injector
+
+
+def test_kill_worker_runs_the_kill_then_the_restart_and_waits_for_the_engines_recovery(tmp_path: Path) -> None:
+    marker = tmp_path / "killed"
+    engine = FakeClusterEngine()
+    injector = kill_worker_injector(engine, tmp_path, command=f"echo worker > {marker}", restart="echo again")
+    [record] = injector.records()
+    assert record["error"] is None and marker.read_text() == "worker\n"
+    assert [(c["role"], c["exit_code"]) for c in record["commands"]] == [("kill", 0), ("restart", 0)]
+    assert record["commands"][1]["output"] == ["again"]
+    assert record["injected_at_ms"] == record["commands"][0]["started_at_ms"]
+    assert record["restarted_at_ms"] - record["injected_at_ms"] >= 300
+    assert record["recovered_at_ms"] == record["injected_at_ms"] + 1_234 and engine.polls == 3
+    assert engine.checks > 0  # the engine's liveness check is not suspended by a kill-worker
+
+
+def test_a_failing_kill_command_is_the_faults_error_and_fails_the_next_check(tmp_path: Path) -> None:
+    engine = FakeClusterEngine()
+    injector = kill_worker_injector(engine, tmp_path, command="sh -c 'exit 3'", restart="touch restarted")
+    [record] = injector.records()
+    assert record["error"] == ("EngineError: kill_worker.command exited 3: sh -c 'exit 3'; nothing may have been "
+                               "killed")
+    assert [c["role"] for c in record["commands"]] == ["kill"] and not (tmp_path / "restarted").exists()
+    assert record["recovered_at_ms"] is None and engine.polls == 0
+    with pytest.raises(EngineError, match="kill_worker.command exited 3"):
+        injector.check()
+
+
+def test_kill_worker_without_restart_on_an_engine_that_cannot_tell_its_recovery(tmp_path: Path) -> None:
+    injector = kill_worker_injector(FakeClusterEngine(tells=False), tmp_path, command="true")
+    [record] = injector.records()
+    assert record["error"] is None and record["injected_at_ms"] is not None
+    assert record["restarted_at_ms"] is None and record["recovered_at_ms"] is None
+    assert [c["role"] for c in record["commands"]] == ["kill"]
+    injector.check()  # nothing failed
 
 
 def test_flink_source_counter_is_looked_up_again_when_the_cached_names_lack_it() -> None:

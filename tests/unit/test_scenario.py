@@ -181,7 +181,7 @@ BAD_CASES = [
     ({"faults": [{"at": "10s", "kind": "kill-engine", "downtime": "1s"}, {"at": "30s", "kind": "kill-engine", "downtime": "1s"}]},
      "s.yaml: faults.1.at: must come after faults.0 has recovered: at >= its at + downtime + 2 x (window.size + window.watermark_delay) = 35s; faults go in time order (got 30s)"),
     ({"faults": [{"at": "10s", "kind": "kill-worker"}]},
-     "s.yaml: faults.0.kind: kill-worker needs every engine on a cluster (settings.master: spark://host:port or settings.jobmanager: host:port), but engines.0 (FakeEngine) runs locally; use kill-engine (got 'kill-worker')"),
+     "s.yaml: engines.0.kill_worker: is required by faults.0 (kill-worker): the shell command that kills one worker of FakeEngine's cluster, e.g. {command: 'docker compose kill -s KILL flink-taskmanager', restart: 'docker compose start flink-taskmanager'} (restart optional); the harness cannot reach into a cluster it did not start"),
     ({"faults": [{"at": "10s", "kind": "restart-broker"}], "kafka.bootstrap": "kafka:9092"},
      "s.yaml: faults.0.kind: restart-broker needs the embedded broker (kafka.mode: embedded): the harness never stops an external cluster; use kill-engine (got 'restart-broker')"),
     ({"faults": [{"at": "10s", "kind": "restart"}]},
@@ -365,19 +365,60 @@ def test_faults_in_the_measured_period_with_room_to_recover_are_accepted() -> No
     assert scenario.dump()["faults"][1] == {"at": "35s", "kind": "restart-broker", "downtime": "1s"}
 
 
-def test_kill_worker_needs_a_cluster_and_is_refused_there_too_while_not_implemented() -> None:
-    engines = [{"engine": "spark", "settings": {"master": "spark://spark-master:7077", "bind_address": "0.0.0.0"}},
-               {"engine": "flink", "settings": {"jobmanager": "flink-jobmanager:8081"}}]
+CLUSTER_ENGINES = [
+    {"engine": "spark", "settings": {"master": "spark://spark-master:7077", "bind_address": "0.0.0.0"}},
+    {"engine": "flink", "settings": {"jobmanager": "flink-jobmanager:8081"}},
+]
+KILL_TM = {"command": "docker compose kill -s KILL flink-taskmanager", "restart": "docker compose start flink-taskmanager"}
+
+
+def test_kill_worker_needs_the_kill_command_of_every_engine() -> None:
+    engines = copy.deepcopy(CLUSTER_ENGINES)
+    data = scenario_with(engines=engines, faults=[{"at": "20s", "kind": "kill-worker"}])
+    assert [line.split(": is required")[0] for line in errors_of(data)] == [
+        "s.yaml: engines.0.kill_worker", "s.yaml: engines.1.kill_worker"]
+    engines[1]["kill_worker"] = KILL_TM
+    assert errors_of(data) == [
+        "s.yaml: engines.0.kill_worker: is required by faults.0 (kill-worker): the shell command that kills one "
+        "worker of spark's cluster, e.g. {command: 'docker compose kill -s KILL flink-taskmanager', restart: "
+        "'docker compose start flink-taskmanager'} (restart optional); the harness cannot reach into a cluster it "
+        "did not start"
+    ]
+    engines[0]["kill_worker"] = {"command": "pkill -KILL -f '[C]oarseGrainedExecutorBackend'"}
+    scenario = parse_scenario(data, source="s")
+    assert scenario.engines[0].kill_worker is not None and scenario.engines[0].kill_worker.restart is None
+    assert scenario.dump()["engines"][1]["kill_worker"] == {**KILL_TM, "timeout": "1m"}
+
+
+def test_kill_worker_refuses_a_built_in_engine_that_runs_locally() -> None:
+    engines = [{**copy.deepcopy(CLUSTER_ENGINES[0]), "kill_worker": {"command": "true"}},
+               {"engine": "flink", "kill_worker": KILL_TM}]
     data = scenario_with(engines=engines, faults=[{"at": "20s", "kind": "kill-worker"}])
     assert errors_of(data) == [
-        "s.yaml: faults.0.kind: kill-worker (one Spark executor or Flink TaskManager of a cluster) is not implemented "
-        "in this version: nothing would be injected; use kill-engine (got 'kill-worker')"
-    ]
-    engines[0]["settings"] = {"master": "local[2]"}
-    assert errors_of(data) == [
         "s.yaml: faults.0.kind: kill-worker needs every engine on a cluster (settings.master: spark://host:port or "
-        "settings.jobmanager: host:port), but engines.0 (spark) runs locally; use kill-engine (got 'kill-worker')"
+        "settings.jobmanager: host:port), but engines.1 (flink) runs locally; use kill-engine (got 'kill-worker')"
     ]
+
+
+def test_a_module_class_engine_with_a_kill_command_may_have_kill_worker_faults() -> None:
+    """Whether a third-party engine runs on a cluster is its own business: its kill_worker block says so."""
+    data = scenario_with(faults=[{"at": "20s", "kind": "kill-worker"}])
+    data["engines"][0] = {"engine": data["engines"][0], "kill_worker": {"command": "true", "timeout": "5s"}}
+    assert parse_scenario(data, source="s").engines[0].kill_worker.timeout == 5_000  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("block, expected", [
+    ({"command": "  "}, "engines.0.kill_worker.command: must be a shell command, not blank"),
+    ({"command": "true", "restart": ""}, "engines.0.kill_worker.restart: must be a shell command, not blank"),
+    ({"restart": "true"}, "engines.0.kill_worker.command: required field is missing"),
+    ({"command": "true", "timeout": "0s"}, "engines.0.kill_worker.timeout: must be > 0 (got 0)"),
+    ({"command": "true", "kill": "x"}, "engines.0.kill_worker.kill: unknown field"),
+])
+def test_kill_worker_block_is_strict(block: dict[str, Any], expected: str) -> None:
+    data = scenario_with()
+    data["engines"][0] = {"engine": data["engines"][0], "kill_worker": block}
+    [line] = errors_of(data)
+    assert line.startswith(f"s.yaml: {expected}"), line
 
 
 def test_kill_engine_is_refused_for_an_engine_on_a_cluster() -> None:

@@ -19,8 +19,10 @@ How it realises the contract of :mod:`harness.workload`
       configured delivery guarantee: ``at-least-once`` (flushed continuously and on checkpoints) or
       ``exactly-once`` (Kafka transactions committed when a checkpoint completes: results become visible only
       then, so result latency includes up to one checkpoint interval).
-    - State: checkpoints (if enabled) to ``<state_dir>/flink-checkpoints``; no restarts (a failure ends the job,
-      and the harness reports it instead of measuring a recovering job).
+    - State: checkpoints (if enabled) to ``<state_dir>/flink-checkpoints``. Restarts: none in a local
+      MiniCluster (a failure ends the job, and the harness reports it instead of measuring a recovering job); on a
+      session cluster :data:`CLUSTER_RESTART_STRATEGY`, so the loss of a TaskManager (a ``kill-worker`` fault) is
+      survived from the latest checkpoint, as Spark re-runs the tasks of a lost executor.
 
 Side channel for the harness: the REST endpoint on ``--rest-port``, where the engine finds the job by its unique
 ``--job-name``. Locally the MiniCluster (REST, blob server) and PyFlink's Python worker pool listen on
@@ -42,6 +44,14 @@ from harness.workload import JobSpec
 
 CHECKPOINT_DIR = "flink-checkpoints"
 """Checkpoint directory inside the spec's ``state_dir``."""
+CLUSTER_RESTART_STRATEGY = {
+    "restart-strategy.type": "fixed-delay",
+    "restart-strategy.fixed-delay.attempts": "10",
+    "restart-strategy.fixed-delay.delay": "1 s",
+}
+"""A job on a session cluster restarts after a failure, from its latest completed checkpoint, at most 10 times,
+1 s apart (the keys of Flink 2.2's ``RestartStrategyOptions``). Waiting for slots after the loss of a TaskManager
+is not an attempt: the restarted tasks wait for a TaskManager up to ``slot.request.timeout`` (5 min)."""
 EPOCH = "TIMESTAMP '1970-01-01 00:00:00'"
 
 
@@ -75,10 +85,12 @@ def job_configuration(spec: JobSpec, *, rest_port: int, connector_jar: str, job_
         "parallelism.default": str(spec.parallelism),
         "pipeline.jars": Path(connector_jar).resolve().as_uri(),
         "pipeline.auto-watermark-interval": f"{settings['watermark_interval']} ms",
-        # a failed task ends the job: the harness reports the failure rather than measuring a recovery
-        "restart-strategy.type": "none",
         "table.local-time-zone": "UTC",
     }
+    if settings.get("jobmanager"):  # a session cluster: survive the loss of a TaskManager
+        config.update(CLUSTER_RESTART_STRATEGY)
+    else:  # local: a failed task ends the job; the harness reports the failure rather than measuring a recovery
+        config["restart-strategy.type"] = "none"
     if rest_port:  # local MiniCluster: its REST endpoint on a port chosen by the engine
         config.update(local_addresses(settings.get("bind_address") or LOOPBACK, rest_port))
         # the REST API serves metrics cached for this long (default 10 s): 1 s gives a per-second series
