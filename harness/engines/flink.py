@@ -41,7 +41,7 @@ from harness import jvm, versions
 from harness.distributions import PROJECT_ROOT, flink_home, flink_shipped_config
 from harness.engines.base import EngineContext, EngineSettings, Setting
 from harness.engines.flink_rest import TERMINAL_STATES, FlinkRest
-from harness.engines.jobs.flink_sql_job import CHECKPOINT_DIR, CLUSTER_RESTART_STRATEGY
+from harness.engines.jobs.flink_sql_job import CHECKPOINT_DIR
 from harness.engines.jobs import LOOPBACK
 from harness.engines.process import ProcessEngine
 from harness.errors import EngineError
@@ -478,11 +478,13 @@ class FlinkPythonEngine(FlinkEngine):
 
 def _restart_strategy(settings: FlinkSettings) -> str:
     """The restart strategy of a job on a session cluster, in words (``config`` may override the default)."""
-    merged = {**CLUSTER_RESTART_STRATEGY, **settings.config}
+    merged = {"restart-strategy.type": "none", **settings.config}
     kind = merged.get("restart-strategy.type", "")
     if kind in ("fixed-delay", "fixeddelay"):
         return (f"from the latest checkpoint, at most {merged.get('restart-strategy.fixed-delay.attempts')} times, "
                 f"{merged.get('restart-strategy.fixed-delay.delay')} apart")
+    if kind == "none":
+        return "never (a failure ends the job)"
     return f"as restart-strategy.type {kind!r} says"
 
 

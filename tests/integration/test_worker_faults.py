@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from harness.cluster import FlinkSession, SparkStandalone
+from harness.engines.jobs.flink_sql_job import CLUSTER_RESTART_STRATEGY
 from harness.progress import ProgressDisplay
 from harness.runner import run_scenario
 from harness.scenario import parse_scenario
@@ -100,7 +101,7 @@ def test_flink_taskmanager_killed_and_restarted_the_job_restores_exactly_once(
         first_taskmanager = set(cluster.pids())
         engine = {"engine": "flink",
                   "settings": {"jobmanager": cluster.rest_address, "delivery": "exactly-once",
-                               "checkpoint_interval": "2s"},
+                               "checkpoint_interval": "2s", "config": CLUSTER_RESTART_STRATEGY},
                   "kill_worker": {"command": cluster.kill_taskmanager_command,
                                   "restart": cluster.restart_taskmanager_command}}
         run_dir, summary, fault = run(scenario(kafka_broker, engine), tmp_path / "results")

@@ -23,7 +23,13 @@ from harness.engines.flink import (
     job_name_for,
     processed_series,
 )
-from harness.engines.jobs.flink_sql_job import job_configuration, sql_epoch_ms, sql_interval, statements
+from harness.engines.jobs.flink_sql_job import (
+    CLUSTER_RESTART_STRATEGY,
+    job_configuration,
+    sql_epoch_ms,
+    sql_interval,
+    statements,
+)
 from harness.engines.registry import resolve_engine
 from harness.workload import JobSpec
 
@@ -186,21 +192,22 @@ def test_fairness_exactly_once_on_a_cluster(tmp_path: Path) -> None:
     assert fairness["delivery"].detail.startswith("Kafka transactions committed on checkpoint")
     assert fairness["checkpointing"].value == "5000 ms"
     assert fairness["deployment"] == Setting(
-        "cluster", "session cluster at flink-jm:8081; restarts from the latest checkpoint, at most 10 times, 1 s apart")
+        "cluster", "session cluster at flink-jm:8081; restarts never (a failure ends the job)")
 
 
-def test_a_job_on_a_cluster_restarts_from_its_checkpoint_and_a_local_one_never(tmp_path: Path) -> None:
-    """A lost TaskManager (kill-worker) is survived on a cluster; locally a failure ends the job."""
+def test_a_job_restarts_only_when_its_config_says_so(tmp_path: Path) -> None:
+    """By default a failure ends the job, on a cluster too; a kill-worker scenario sets the restart strategy."""
     settings = FlinkSettings(jobmanager="flink-jm:8081")
     config = job_configuration(spec(settings, tmp=tmp_path), rest_port=0, connector_jar="/x/c.jar", job_name="j")
+    assert config["restart-strategy.type"] == "none"
+    restarting = FlinkSettings(jobmanager="flink-jm:8081", config=CLUSTER_RESTART_STRATEGY)
+    config = job_configuration(spec(restarting, tmp=tmp_path), rest_port=0, connector_jar="/x/c.jar", job_name="j")
     assert {key: config[key] for key in config if key.startswith("restart-strategy")} == {
         "restart-strategy.type": "fixed-delay", "restart-strategy.fixed-delay.attempts": "10",
         "restart-strategy.fixed-delay.delay": "1 s"}
-    override = FlinkSettings(jobmanager="flink-jm:8081", config={"restart-strategy.type": "none"})
-    assert job_configuration(spec(override, tmp=tmp_path), rest_port=0, connector_jar="/x/c.jar",
-                             job_name="j")["restart-strategy.type"] == "none"
-    detail = engine(tmp_path, jobmanager="flink-jm:8081", config={"restart-strategy.type": "none"}).fairness()
-    assert detail["deployment"].detail == "session cluster at flink-jm:8081; restarts as restart-strategy.type 'none' says"
+    detail = engine(tmp_path, jobmanager="flink-jm:8081", config=CLUSTER_RESTART_STRATEGY).fairness()
+    assert detail["deployment"].detail == ("session cluster at flink-jm:8081; restarts from the latest checkpoint, "
+                                           "at most 10 times, 1 s apart")
 
 
 def test_input_rows_count_on_after_flink_restarted_the_job_but_not_after_a_short_read() -> None:

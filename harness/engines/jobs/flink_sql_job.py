@@ -19,10 +19,12 @@ How it realises the contract of :mod:`harness.workload`
       configured delivery guarantee: ``at-least-once`` (flushed continuously and on checkpoints) or
       ``exactly-once`` (Kafka transactions committed when a checkpoint completes: results become visible only
       then, so result latency includes up to one checkpoint interval).
-    - State: checkpoints (if enabled) to ``<state_dir>/flink-checkpoints``. Restarts: none in a local
-      MiniCluster (a failure ends the job, and the harness reports it instead of measuring a recovering job); on a
-      session cluster :data:`CLUSTER_RESTART_STRATEGY`, so the loss of a TaskManager (a ``kill-worker`` fault) is
-      survived from the latest checkpoint, as Spark re-runs the tasks of a lost executor.
+    - State: checkpoints (if enabled) to ``<state_dir>/flink-checkpoints``. Restarts: none by default (a failure
+      ends the job, and the harness reports it instead of measuring a recovering job); on a session cluster the
+      engine's ``config`` may set :data:`CLUSTER_RESTART_STRATEGY`, so the loss of a TaskManager (a ``kill-worker``
+      fault) is survived from the latest checkpoint, as Spark re-runs the tasks of a lost executor. Not the
+      default: with it, a job whose ``flink run -sae`` client was killed was not cancelled (the integration test
+      of jobs outliving bench failed), and a job that outlives bench holds the session's slots.
 
 Side channel for the harness: the REST endpoint on ``--rest-port``, where the engine finds the job by its unique
 ``--job-name``. Locally the MiniCluster (REST, blob server) and PyFlink's Python worker pool listen on
@@ -49,7 +51,7 @@ CLUSTER_RESTART_STRATEGY = {
     "restart-strategy.fixed-delay.attempts": "10",
     "restart-strategy.fixed-delay.delay": "1 s",
 }
-"""A job on a session cluster restarts after a failure, from its latest completed checkpoint, at most 10 times,
+"""The restart strategy for ``kill-worker`` runs (``settings.config``): a job on a session cluster restarts after a failure, from its latest completed checkpoint, at most 10 times,
 1 s apart (the keys of Flink 2.2's ``RestartStrategyOptions``). Waiting for slots after the loss of a TaskManager
 is not an attempt: the restarted tasks wait for a TaskManager up to ``slot.request.timeout`` (5 min)."""
 EPOCH = "TIMESTAMP '1970-01-01 00:00:00'"
@@ -87,10 +89,9 @@ def job_configuration(spec: JobSpec, *, rest_port: int, connector_jar: str, job_
         "pipeline.auto-watermark-interval": f"{settings['watermark_interval']} ms",
         "table.local-time-zone": "UTC",
     }
-    if settings.get("jobmanager"):  # a session cluster: survive the loss of a TaskManager
-        config.update(CLUSTER_RESTART_STRATEGY)
-    else:  # local: a failed task ends the job; the harness reports the failure rather than measuring a recovery
-        config["restart-strategy.type"] = "none"
+    # a failed task ends the job: the harness reports the failure rather than measuring a recovery (a kill-worker
+    # scenario sets CLUSTER_RESTART_STRATEGY through the engine's config)
+    config["restart-strategy.type"] = "none"
     if rest_port:  # local MiniCluster: its REST endpoint on a port chosen by the engine
         config.update(local_addresses(settings.get("bind_address") or LOOPBACK, rest_port))
         # the REST API serves metrics cached for this long (default 10 s): 1 s gives a per-second series
