@@ -125,9 +125,9 @@ def engines_to_search(scenario: Scenario, names: list[str] | None) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------- trials
-class _Trials:
-    """The trial function of one engine's search: runs and judges each rate, and keeps every record so an
-    interrupted search still reports what it measured."""
+class _EngineTrials:
+    """What both trial modes of one engine's search hold: where trials go, how they are named, and every record
+    (so an interrupted search still reports what it measured)."""
 
     def __init__(self, scenario: Scenario, engine: str, trials_dir: Path, display: ProgressDisplay,
                  name_suffix: str = "") -> None:
@@ -138,6 +138,11 @@ class _Trials:
         """Appended to every trial directory's name (``-s2`` for an engine's second search)."""
         self.display = display
         self.records: list[TrialRecord] = []
+
+
+class _Trials(_EngineTrials):
+    """The trial function of one engine's search: runs and judges each rate, and keeps every record so an
+    interrupted search still reports what it measured."""
 
     def __call__(self, rate: float) -> TrialOutcome:
         """Run and judge the trial at ``rate``. A load-path verdict is run once more at the same rate before it
@@ -173,18 +178,13 @@ class _Trials:
         return TrialOutcome(outcome.verdict, outcome.reason, figures)
 
 
-class _SteppedRuns:
+class _SteppedRuns(_EngineTrials):
     """The run function of one engine's stepped search (:data:`harness.capacity.RunSteps`): one stepped run per
     call, every judged step kept so an interrupted search still reports what it measured."""
 
     def __init__(self, scenario: Scenario, engine: str, trials_dir: Path, display: ProgressDisplay,
                  name_suffix: str = "") -> None:
-        self.scenario = scenario
-        self.engine = engine
-        self.trials_dir = trials_dir
-        self.name_suffix = name_suffix
-        self.display = display
-        self.records: list[TrialRecord] = []
+        super().__init__(scenario, engine, trials_dir, display, name_suffix)
         self.runs = 0
         """Stepped runs started so far (names each run's directory)."""
 
