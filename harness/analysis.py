@@ -25,6 +25,7 @@ import pandas as pd
 from harness import faults as fault_figures
 from harness import histograms, verdicts
 from harness.engines.base import normalise_fairness
+from harness.arrival import WatermarkRule
 from harness.input_delay import InputAppendTimes, arrived_late, summarize_input_delay
 from harness.judge import Judgement, empty_records, judge, ordered, visible_ms
 from harness.keepup import judge_keep_up
@@ -84,6 +85,8 @@ class RepetitionInputs:
     """The input topic read back after the drain (``harness.input_delay.read_append_times``); None when not read."""
     faults: Sequence[Mapping[str, Any]] = ()
     """The fault injector's records (:meth:`harness.faults.FaultInjector.records`), one per scenario fault."""
+    watermark_rule: WatermarkRule | None = None
+    """:meth:`harness.engines.base.Engine.watermark_rule`; None: the one the fairness ``watermark`` states."""
 
 
 def analyse(inputs: RepetitionInputs) -> RepetitionResult:
@@ -92,6 +95,7 @@ def analyse(inputs: RepetitionInputs) -> RepetitionResult:
     window = scenario.window
     records = inputs.records if len(inputs.records) else empty_records()
     expected = inputs.expected if inputs.expected is not None else _no_expectation(window.size // window.slide_ms)
+    as_intended = expected
     expected = _allowing_arrived_late(inputs, expected)
     judgement = judge(records, expected, read_committed=inputs.read_committed)
     pairs = judgement.pairs
@@ -141,7 +145,8 @@ def analyse(inputs: RepetitionInputs) -> RepetitionResult:
         fairness=fairness_values(inputs.fairness),
         collector=collector,
         read_committed=inputs.read_committed,
-        input_delay=_input_delay(inputs, expected.arrived_late),
+        input_delay=_input_delay(inputs, expected.arrived_late,
+                                 _arrived_late_dropped(as_intended, expected, judgement.pairs)),
         faults=_faults(inputs, records, pairs),
     )
     summary = dataclasses.replace(summary, warnings=verdicts.repetition_warnings(summary))
@@ -309,7 +314,8 @@ def _allowing_arrived_late(inputs: RepetitionInputs, expected: Expected) -> Expe
         intended = inputs.timeline.load_start_ms + np.floor(schedule.offsets_of(times.seq[load])).astype(np.int64)
         deliberately[load] = intended - times.ts[load] >= scenario.load.late.by
     late = arrived_late(times, watermark_delay_ms=scenario.window.watermark_delay,
-                        total_events=schedule.total_events, deliberately_late=deliberately)
+                        total_events=schedule.total_events, deliberately_late=deliberately,
+                        rule=watermark_rule(inputs))
     if not late.any():
         return expected
     window = scenario.window
@@ -317,7 +323,34 @@ def _allowing_arrived_late(inputs: RepetitionInputs, expected: Expected) -> Expe
     return expected.allowing_arrived_late(times.user[late], times.ts[late], windows)
 
 
-def _input_delay(inputs: RepetitionInputs, late: int) -> InputDelaySummary | None:
+def watermark_rule(inputs: RepetitionInputs) -> WatermarkRule:
+    """The engine's rule for arrived-late events: its own, else the one its fairness ``watermark`` value
+    states (:mod:`harness.arrival`)."""
+    if inputs.watermark_rule is not None:
+        return inputs.watermark_rule
+    value = inputs.fairness.get("watermark")
+    text = value.value if hasattr(value, "value") else value.get("value") if isinstance(value, Mapping) else value
+    return WatermarkRule.from_watermark_setting(text if isinstance(text, str) else None)
+
+
+def _arrived_late_dropped(as_intended: Expected, allowing: Expected, pairs: pd.DataFrame) -> int:
+    """(event, window) memberships of arrived-late events the engine left out: per pair, how far its answer
+    (held within the allowed range) fell below the count without the allowance, at most the allowance."""
+    if allowing is as_intended:
+        return 0
+    allowance = as_intended.pairs[KEY_COLUMNS + ["count_min"]].merge(
+        allowing.pairs[KEY_COLUMNS + ["count_min"]], on=KEY_COLUMNS, suffixes=("_intended", ""))
+    allowance = allowance[allowance["count_min_intended"] > allowance["count_min"]]
+    answered = allowance.merge(pairs[KEY_COLUMNS + ["got", "count_max"]], on=KEY_COLUMNS, how="left")
+    got = answered["got"].fillna(answered["count_min"]).clip(answered["count_min"], answered["count_max"])
+    short = (answered["count_min_intended"] - got).clip(lower=0)
+    return int(short.clip(upper=answered["count_min_intended"] - answered["count_min"]).sum())
+
+
+KEY_COLUMNS = ["user", "window_start"]
+
+
+def _input_delay(inputs: RepetitionInputs, late: int, dropped: int) -> InputDelaySummary | None:
     """The input path's own delay over the measured period, and how many on-time events arrived late (``late``),
     when the input topic was read back."""
     if inputs.input_append is None:
@@ -325,7 +358,10 @@ def _input_delay(inputs: RepetitionInputs, late: int) -> InputDelaySummary | Non
     scenario = inputs.scenario
     summary = summarize_input_delay(inputs.input_append, RateSchedule.from_load(scenario.load, scenario.duration),
                                     load_start_ms=inputs.timeline.load_start_ms, warmup_ms=scenario.warmup)
-    return dataclasses.replace(summary, arrived_late=late if inputs.input_append.ts is not None else None)
+    read = inputs.input_append.ts is not None
+    return dataclasses.replace(summary, arrived_late=late if read else None,
+                               arrived_late_dropped=dropped if read else None,
+                               arrival_rule=watermark_rule(inputs).describe() if read else None)
 
 
 def _collector_counters(snapshot: Mapping[str, Any] | None, records: pd.DataFrame) -> dict[str, Any]:

@@ -335,6 +335,12 @@ class FaultFigures:
     wrong: int
     duplicated_pairs: int
     duplicate_records: int
+    late_allowed: int = 0
+    """Late (event, window) memberships in the span the engine was allowed to leave out: deliberately late
+    events and on-time ones that arrived late (:mod:`harness.arrival`), e.g. a backlog flushed after a broker
+    restart. With tumbling windows, events."""
+    late_dropped: int = 0
+    """Of those, the ones the engine did leave out (its answers' shortfall against every event)."""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -390,6 +396,7 @@ def fault_figures(pairs: pd.DataFrame, visible: np.ndarray, fault_ms: int, *, wi
     span = pairs[(pairs["window_end"] >= span_from) & (pairs["window_end"] <= span_to)]
     peak = span["result_latency_ms"].max()  # the window in progress at the fault is often the slowest
     duplicated = span["final_records"] > 1
+    late_allowed, late_dropped = late_memberships(span)
     return FaultFigures(
         results_gap_ms=results_gap_ms(visible, fault_ms),
         recovery_ms=recovery_ms,
@@ -401,7 +408,20 @@ def fault_figures(pairs: pd.DataFrame, visible: np.ndarray, fault_ms: int, *, wi
         wrong=int((span["status"] == "wrong").sum()),
         duplicated_pairs=int(duplicated.sum()),
         duplicate_records=int((span.loc[duplicated, "final_records"] - 1).sum()),
+        late_allowed=late_allowed,
+        late_dropped=late_dropped,
     )
+
+
+def late_memberships(pairs: pd.DataFrame) -> tuple[int, int]:
+    """(late (event, window) memberships the judged ``pairs`` allowed an engine to leave out, those it left
+    out): ``count_max − count_min`` and ``count_max −`` the answer held within the allowed range."""
+    if not {"count_min", "count_max", "got"} <= set(pairs.columns):
+        return 0, 0
+    rows = pairs[pairs["status"] != "extra"]
+    low, high = rows["count_min"], rows["count_max"]
+    counted = rows["got"].fillna(low).clip(low, high)
+    return int((high - low).sum()), int((high - counted).sum())
 
 
 def measured_faults(records: Sequence[dict[str, Any]], pairs: pd.DataFrame, visible: np.ndarray, *,

@@ -12,12 +12,9 @@ never negative (resolution: 1 ms); a negative value means two clocks disagree (e
 
 End-of-run records (``seq`` ≥ the load's event count) are not load and are skipped.
 
-The same read-back shows the order the events really **arrived** in. The contract's watermark is "max event time
-seen − D", and an event below it when it arrives "is late and may be dropped". The oracle assumes the intended
-order; a broker that was down, or producers that fell behind, can append an event after others more than D newer
-(each generator worker keeps its own backlog and flushes it when it can, so one partition interleaves them).
-:func:`arrived_late` finds those events — below ``max(ts of every record appended in an earlier millisecond) − D``
-— so the judge can allow them like deliberately late ones, and never blame an engine for what the load path did.
+The same read-back shows the order the events really **arrived** in (partition, offset, append time):
+:func:`arrived_late` finds the on-time events the engine's own watermark rule may have dropped because of that
+order (:mod:`harness.arrival`), so the judge can allow them like deliberately late ones.
 """
 
 from __future__ import annotations
@@ -29,6 +26,8 @@ import numpy as np
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
 
 from harness import histograms
+from harness.arrival import NO_TS as _NO_TS
+from harness.arrival import WatermarkRule, may_drop
 from harness.kafka.consume import iter_batches
 from harness.loadgen.schedule import RateSchedule
 from harness.results.model import InputDelaySummary
@@ -56,6 +55,10 @@ class InputAppendTimes:
     """int64 event time of each record (None: not read)."""
     user: np.ndarray | None = None
     """The user of each record (str objects; None: not read)."""
+    partition: np.ndarray | None = None
+    """int32 input partition of each record (None: not read)."""
+    offset: np.ndarray | None = None
+    """int64 offset of each record in its partition (None: not read)."""
 
 
 def read_append_times(bootstrap: str, topic: str) -> InputAppendTimes:
@@ -66,6 +69,8 @@ def read_append_times(bootstrap: str, topic: str) -> InputAppendTimes:
     appends: list[np.ndarray] = []
     times: list[np.ndarray] = []
     users: list[np.ndarray] = []
+    partitions: list[np.ndarray] = []
+    offsets: list[np.ndarray] = []
     not_append = unreadable = 0
     for batch in iter_batches(bootstrap, topic):
         stamps = [message.timestamp() for message in batch]
@@ -81,39 +86,35 @@ def read_append_times(bootstrap: str, topic: str) -> InputAppendTimes:
         fields = [_USER_TS.search(value) for value, k in zip(values, keep) if k]
         times.append(np.array([int(f.group(2)) if f else _NO_TS for f in fields], dtype=np.int64))
         users.append(np.array([f.group(1).decode() if f else "" for f in fields], dtype=object))
+        kept = [message for message, k in zip(batch, keep) if k]
+        partitions.append(np.array([m.partition() for m in kept], dtype=np.int32))
+        offsets.append(np.array([m.offset() for m in kept], dtype=np.int64))
     empty = np.empty(0, dtype=np.int64)
     return InputAppendTimes(
         np.concatenate(seqs) if seqs else empty, np.concatenate(appends) if appends else empty,
         not_append, unreadable,
         ts=np.concatenate(times) if times else empty,
         user=np.concatenate(users) if users else np.empty(0, dtype=object),
+        partition=np.concatenate(partitions) if partitions else np.empty(0, dtype=np.int32),
+        offset=np.concatenate(offsets) if offsets else empty,
     )
 
 
-_NO_TS = np.iinfo(np.int64).min // 4
-"""``ts`` of a record whose user and time could not be read, and the "nothing appended before" mark: below
-every real time, with room to subtract D."""
-
-
 def arrived_late(times: InputAppendTimes, *, watermark_delay_ms: int, total_events: int,
-                 deliberately_late: np.ndarray | None = None) -> np.ndarray:
-    """Boolean mask over ``times``: load events (``seq`` < ``total_events``, not ``deliberately_late``) whose
-    ``ts`` was below the contract's watermark when they were appended, i.e. below the largest ``ts`` of every
-    record appended in an earlier millisecond − D. Records of the same millisecond do not count against each
-    other (their order within it is unknown). Pure."""
+                 deliberately_late: np.ndarray | None = None, rule: WatermarkRule | None = None) -> np.ndarray:
+    """Boolean mask over ``times``: load events (``seq`` < ``total_events``, not ``deliberately_late``) that
+    ``rule`` (default: global) lets the engine drop because of the order they were appended in
+    (:func:`harness.arrival.may_drop`). Without partitions and offsets (an older read-back), every record counts
+    as one partition in append order. Pure."""
     if times.ts is None or not len(times.ts):
         return np.zeros(len(times.seq), dtype=bool)
-    order = np.argsort(times.append_ms, kind="stable")
-    append, ts = times.append_ms[order], times.ts[order]
-    first_of_ms = np.r_[True, append[1:] != append[:-1]]
-    group = np.cumsum(first_of_ms) - 1
-    group_max = np.full(int(group[-1]) + 1, _NO_TS, dtype=np.int64)
-    np.maximum.at(group_max, group, ts)
-    before = np.r_[_NO_TS, np.maximum.accumulate(group_max)[:-1]]  # max ts of earlier milliseconds
-    late_sorted = ts < before[group] - watermark_delay_ms
-    late = np.empty_like(late_sorted)
-    late[order] = late_sorted
-    late &= (times.seq < total_events) & (times.ts != _NO_TS)
+    n = len(times.ts)
+    partition = times.partition if times.partition is not None else np.zeros(n, dtype=np.int32)
+    offset = times.offset if times.offset is not None else np.argsort(
+        np.argsort(times.append_ms, kind="stable"), kind="stable")
+    late = may_drop(partition, offset, times.append_ms, times.ts, rule=rule or WatermarkRule(),
+                    watermark_delay_ms=watermark_delay_ms)
+    late &= times.seq < total_events
     if deliberately_late is not None:
         late &= ~deliberately_late
     return late

@@ -309,7 +309,7 @@ def _input_path_table(run: RunData) -> list[str]:
                 [name, str(rep.summary.repetition)]
                 + [fmt_number(publish.get(q), "ms") for q in ("p50", "p99", "max")]
                 + [fmt_number(delay.delay_ms.get(q), "ms") for q in ("p50", "p99", "max")]
-                + [f"{delay.negative:,}" if delay.negative else "0", f"{delay.arrived_late:,}" if delay.arrived_late is not None else "—"]
+                + [f"{delay.negative:,}" if delay.negative else "0", _arrived_late_cell(delay)]
             )
     if not rows:
         return []
@@ -317,11 +317,21 @@ def _input_path_table(run: RunData) -> list[str]:
              "LogAppendTime − intended send time, 1 ms resolution; measured period)", ""]
     lines += _md_table(["engine", "rep", "publish p50", "publish p99", "publish max", "input append p50",
                         "input append p99", "input append max", "appended before intended (clocks)",
-                        "arrived late (whole run)"], rows)
-    lines += ["", "*Arrived late*: on-time events the input topic received below the watermark (the largest event "
-              "time appended earlier − D), e.g. a backlog flushed after a broker restart; an engine may drop them, "
-              "and the correctness check allows it."]
+                        "arrived late: allowed / dropped (whole run)"], rows)
+    rules = sorted({d.arrival_rule for reps in run.engines.values() for r in ok_reps(reps)
+                    if (d := r.summary.input_delay) is not None and d.arrival_rule})
+    lines += ["", "*Arrived late*: on-time events the input topic received in an order that lets the engine's own "
+              "watermark rule make them late (e.g. a backlog flushed after a broker restart, one partition's "
+              "before another's): the engine may drop them and the correctness check allows it; *dropped* is "
+              "how many of them the engine left out. Rules: " + ("; ".join(rules) if rules else "—") + "."]
     return lines + [""]
+
+
+def _arrived_late_cell(delay: Any) -> str:
+    if delay.arrived_late is None:
+        return "—"
+    dropped = f"{delay.arrived_late_dropped:,}" if delay.arrived_late_dropped is not None else "—"
+    return f"{delay.arrived_late:,} / {dropped}"
 
 
 def _generator_setup(rep: LoadedRepetition) -> tuple[str | None, int | None, int | None]:
@@ -408,11 +418,14 @@ def _faults_section(run: RunData) -> list[str]:
         "windows answered before the fault). The fault's windows are those ending from one window before it to "
         "one window after recovery (to the end of the run if latency never recovered): *peak* is the largest "
         "result latency among them, *around the fault* counts their pairs, *whole run* counts every window's. "
-        "Counts are missing / duplicated pairs (extra records) / wrong; *observed* is read from the whole run.",
+        "Counts are missing / duplicated pairs (extra records) / wrong; *late allowed / dropped* counts the late "
+        "events among the fault's windows the engine's watermark rule let it leave out (deliberately late, or on "
+        "time but arrived late: see the Input path table) and those it did leave out; *observed* is read from the "
+        "whole run.",
         "",
     ]
     header = ["rep", "fault", "at", "back after", "results gap", "recovery", "baseline latency", "peak latency",
-              "around the fault", "whole run", "delivery claimed", "observed"]
+              "around the fault", "late allowed / dropped", "whole run", "delivery claimed", "observed"]
     for name, reps in engines.items():
         rows = [_fault_row(r, fault) for r in reps for fault in r.summary.faults]
         lines += [f"### {name}", ""] + _md_table(header, rows) + [""]
@@ -444,8 +457,16 @@ def _fault_row(rep: LoadedRepetition, fault: dict[str, Any]) -> list[str]:
         ms(fault.get("results_gap_ms")),
         _recovery_cell(fault, injected),
         ms(fault.get("baseline_latency_ms")), ms(fault.get("peak_latency_ms")),
-        around, overall, claimed, _observed(claimed, whole) if injected else "not injected",
+        around, _late_cell(fault) if injected else "–", overall, claimed,
+        _observed(claimed, whole) if injected else "not injected",
     ]
+
+
+def _late_cell(fault: dict[str, Any]) -> str:
+    """``allowed / dropped`` late events among the fault's windows (``–``: results written before they were)."""
+    if fault.get("late_allowed") is None:
+        return "–"
+    return f"{fault['late_allowed']:,} / {fault.get('late_dropped', 0):,}"
 
 
 def _recovery_cell(fault: dict[str, Any], injected: bool) -> str:

@@ -521,6 +521,7 @@ class _EngineRun:
             log_tail=self.log_tail,
             faults=faults,
             input_append=input_append,
+            watermark_rule=_safe_watermark_rule(engine),
         )
         result = analyse(inputs)
         self._watched = inputs
@@ -552,6 +553,14 @@ def _safe_fairness(engine: Engine) -> dict[str, object]:
         return engine.fairness()
     except Exception as exc:  # noqa: BLE001
         return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _safe_watermark_rule(engine: Engine) -> WatermarkRule | None:
+    """The engine's rule for arrived-late events; None (the widest, global) when it cannot say."""
+    try:
+        return engine.watermark_rule()
+    except Exception:  # noqa: BLE001 - a third-party engine's fairness may fail; the judge then allows more
+        return None
 
 
 def _log_tail(engine: Engine, lines: int = 40) -> list[str]:

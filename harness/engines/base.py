@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Union
 import psutil
 from pydantic import BaseModel, ConfigDict
 
+from harness.arrival import WatermarkRule
 from harness.workload import JobSpec
 
 FAIRNESS_KEYS = (
@@ -173,6 +174,14 @@ class Engine(ABC):
     def fairness(self) -> dict[str, FairnessValue]:
         """Every :data:`FAIRNESS_KEYS` setting for this run as a :class:`Setting` in the shared vocabulary (see
         there). A plain string is accepted too and counts as the value. Called once, after the run."""
+
+    def watermark_rule(self) -> WatermarkRule:
+        """Which on-time events this engine may drop because of the order they arrived in
+        (:mod:`harness.arrival`): by default what the fairness ``watermark`` value states (``per partition`` or
+        global), with no idle timeout. An engine whose partitions can go idle overrides it. Called once, after
+        the run."""
+        value = Setting.of(self.fairness().get("watermark", "")).value
+        return WatermarkRule.from_watermark_setting(value)
 
     def check(self) -> None:
         """Raise :class:`~harness.errors.EngineError` (with the log tail) if the job has died. Called by the

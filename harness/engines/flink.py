@@ -38,6 +38,7 @@ import yaml
 from pydantic import BeforeValidator, Field, model_validator
 
 from harness import jvm, versions
+from harness.arrival import WatermarkRule
 from harness.distributions import PROJECT_ROOT, flink_home, flink_shipped_config
 from harness.engines.base import EngineContext, EngineSettings, Setting
 from harness.engines.flink_rest import TERMINAL_STATES, FlinkRest
@@ -340,6 +341,12 @@ class FlinkEngine(ProcessEngine):
     def _trigger_setting(self) -> Setting:
         return Setting("per record", "each record updates its windows as it arrives; windows fire on watermarks, "
                        f"emitted every {format_duration_ms(self.settings.watermark_interval)}")
+
+    def watermark_rule(self) -> WatermarkRule:
+        """Per partition, min over partitions (the Python API's per-subtask watermark is global when a subtask
+        reads several partitions), and a partition idle for ``idle_timeout`` stops holding it back."""
+        value = self._watermark_setting().value
+        return WatermarkRule.from_watermark_setting(value, idle_timeout_ms=self.settings.idle_timeout)
 
     def _watermark_setting(self) -> Setting:
         spec = self.context.spec

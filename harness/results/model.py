@@ -143,6 +143,10 @@ class InputDelaySummary:
     """On-time load events (whole run) appended below the contract's watermark (max ts appended before − D): the
     load path made them late, so the judge allows an engine to drop them (:func:`harness.input_delay.arrived_late`).
     None: not measured (results written before this check existed)."""
+    arrived_late_dropped: int | None = None
+    """Of the ``arrived_late`` events, (event, window) memberships the engine did leave out (None: not measured)."""
+    arrival_rule: str | None = None
+    """The engine's watermark rule that decided ``arrived_late``, in words (:mod:`harness.arrival`)."""
 
 
 @dataclass(frozen=True)

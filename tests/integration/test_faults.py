@@ -236,11 +236,20 @@ def test_broker_restart_with_flink(tmp_path: Path) -> None:
     """The same broker restart under Flink at-least-once: its Kafka source and sink ride it out (or the job
     restarts itself from a checkpoint); every answer exact, duplicates counted and shown.
 
-    The generator's backlog reaches the restarted broker out of event-time order (partitions and producer batches
-    flush one after another), so on-time events *arrive* more than D behind newer ones: the input read-back counts
-    them (4,053 of 20,000 in one run) and the judge allows Flink to drop them. Once, before that allowance, Flink
-    dropped 1,387 such events and the run was judged wrong (194 pairs missing, 94 too low)."""
+    How many events the outage reorders is up to the load path (each generator worker flushes its own backlog,
+    partitions come back one fetch after another), so nothing here depends on it: whatever order the broker
+    holds, the judge allows exactly what Flink's watermark rule can make late from it (per partition, and after
+    an outage longer than the 5 s idle timeout, the other partitions' backlogs: harness.arrival), and Flink must
+    be exact within that. Before the idle timeout was part of the rule, one fresh-clone suite run judged Flink
+    wrong here (72 pairs missing, 24 too low: a resumed partition's backlog read after the other's)."""
     run_dir = run(tmp_path, [{"engine": "flink", "settings": {"checkpoint_interval": "2s"}}], [BROKER])
     result = summary(run_dir, "flink")
-    assert_duplicates_counted_and_shown(run_dir, result, the_fault(result))
-    assert result["input_delay"]["arrived_late"] > 0  # a 2 s outage with D = 1 s reorders the input
+    fault = the_fault(result)
+    assert_duplicates_counted_and_shown(run_dir, result, fault)
+    delay = result["input_delay"]
+    assert delay["arrival_rule"] == ("per partition: largest ts earlier in the same partition − D; after a 5,000 ms "
+                                     "gap, the other partitions' ts up to 1,000 ms later")
+    assert 0 <= delay["arrived_late_dropped"] <= delay["arrived_late"]
+    assert 0 <= fault["late_dropped"] <= fault["late_allowed"]
+    report = (run_dir / "report.md").read_text()
+    assert f"| {delay['arrived_late']:,} / {delay['arrived_late_dropped']:,} |" in report

@@ -160,7 +160,8 @@ def test_faults_section_puts_each_faults_figures_beside_the_claimed_guarantee(tm
                 "restarted_at_ms": 1_005_000, "recovered_at_ms": 1_021_500, "error": None,
                 "results_gap_ms": 24_000, "recovery_ms": 31_250, "baseline_latency_ms": 2_900.0,
                 "peak_latency_ms": 27_000.0, "span_from_ms": 995_000, "span_to_ms": 1_036_250, "missing": 0,
-                "wrong": 0, "duplicated_pairs": 40, "duplicate_records": 41}
+                "wrong": 0, "duplicated_pairs": 40, "duplicate_records": 41, "late_allowed": 2_387,
+                "late_dropped": 1_455}
     clean = {**measured, "duplicated_pairs": 0, "duplicate_records": 0, "recovery_ms": None}
     cases = {  # engine: (its fault, whole-run missing / duplicated / duplicate records / wrong, claimed delivery)
         "spark": (measured, (0, 1200, 1300, 0), "at-least-once"),
@@ -179,9 +180,9 @@ def test_faults_section_puts_each_faults_figures_beside_the_claimed_guarantee(tm
     sections = {name: faults[faults.index(f"### {name}\n"):] for name in cases}
     assert "21.50 s ms" not in faults  # units said once
     assert ("| 1 | kill-engine | 30 s | 21.50 s | 24.00 s | 31.25 s | 2,900 ms | 27.00 s | 0 / 40 (41) / 0 "
-            "| 0 / 1,200 (1,300) / 0 | at-least-once | at-least-once: every answer exact, 1,300 duplicate records |"
+            "| 2,387 / 1,455 | 0 / 1,200 (1,300) / 0 | at-least-once | at-least-once: every answer exact, 1,300 duplicate records |"
             ) in sections["spark"]
-    assert ("| not recovered | 2,900 ms | 27.00 s | 0 / 0 (0) / 0 | 0 / 0 (0) / 0 | exactly-once "
+    assert ("| not recovered | 2,900 ms | 27.00 s | 0 / 0 (0) / 0 | 2,387 / 1,455 | 0 / 0 (0) / 0 | exactly-once "
             "| exactly-once: every answer exact, no duplicate |") in sections["flink-eo"]
     assert "**answers lost or wrong** (3 missing, 2 wrong) — below the claim |" in sections["flink"]
 
