@@ -88,7 +88,8 @@ def run(scenario_file: Path, engine_names: str | None, repetitions: int | None, 
     OUT/<UTC timestamp>-<scenario>/; nothing existing is overwritten. Exit code 0 when every engine ran, 1 when
     any engine failed, 130 when interrupted.
     """
-    from harness.runner import run_scenario
+    from harness.report.document import write_report
+    from harness.run.runner import run_scenario
     from harness.scenario import apply_overrides, load_scenario
 
     scenario = apply_overrides(
@@ -97,7 +98,9 @@ def run(scenario_file: Path, engine_names: str | None, repetitions: int | None, 
         engines=[name.strip() for name in engine_names.split(",") if name.strip()] if engine_names else None,
         isolation=isolation, source=str(scenario_file),
     )
-    outcome = run_scenario(scenario, out, report=not no_report)
+    outcome = run_scenario(scenario, out)
+    if not no_report and outcome.has_results:
+        click.echo(f"report: {write_report(outcome.run_dir)}")
     click.echo(f"{outcome.status}: {outcome.run_dir}")
     for failure in outcome.failures:
         click.echo(f"  failed: {failure.splitlines()[0]}", err=True)
@@ -140,7 +143,7 @@ def capacity(scenario_file: Path, engine_names: str | None, start: float | None,
     trials/<engine>-steps<n>-<first rate>-<last rate>/, one per run). `bench report` renders the
     directory, `bench compare` compares two. Exit code 0 when every search ended, 130 when interrupted.
     """
-    from harness.capacity_runner import run_capacity, with_capacity_overrides
+    from harness.capacity.runner import run_capacity, with_capacity_overrides
     from harness.scenario import load_scenario
 
     scenario = with_capacity_overrides(
@@ -157,7 +160,7 @@ def capacity(scenario_file: Path, engine_names: str | None, start: float | None,
         which = f"{found.engine} search {found.search}" if several else found.engine
         click.echo(f"{which}: {value} ({len(result.trials)} trials, {found.wall_s:,.0f} s) - {result.ended_by}")
     if several:
-        from harness.capacity_results import load_capacity
+        from harness.capacity.results import load_capacity
 
         for engine, entry in load_capacity(outcome.out_dir)["engines"].items():
             mean, ci = entry["capacity"], entry["capacity_ci"]
@@ -181,7 +184,7 @@ def report(run_dirs: tuple[Path, ...], to: Path | None, preface: Path | None) ->
     among runs: `bench report RUN... CAPACITY_DIR --to REPORT.md --preface reading.md`.
     """
     from harness.errors import HarnessError
-    from harness.report import write_combined_report, write_report
+    from harness.report.document import write_combined_report, write_report
 
     if len(run_dirs) == 1 and preface is None:
         click.echo(write_report(run_dirs[0], to))
@@ -235,9 +238,9 @@ def compare(baselines: tuple[Path, ...], candidate: Path, pct: float | None, all
 
     Example: `bench compare results/A results/B --fail-on-regression 10`.
     """
-    from harness.capacity_compare import capacity_kind, compare_capacity, render_capacity_comparison
-    from harness.compare import compare as compare_runs
-    from harness.compare import render
+    from harness.capacity.compare import capacity_kind, compare_capacity, render_capacity_comparison
+    from harness.report.compare import compare as compare_runs
+    from harness.report.compare import render
 
     if capacity_kind([*baselines, candidate]):
         capacities = compare_capacity(list(baselines), candidate, pct, allow_env_change=allow_env_change,
@@ -264,7 +267,7 @@ def history(run_dirs: tuple[Path, ...], to: Path | None, plot: Path | None, no_p
 
     Example: `bench history results/2026*-nightly --to history.md`.
     """
-    from harness.history import write_history
+    from harness.report.history import write_history
 
     if no_plot:
         plot = None
@@ -296,7 +299,7 @@ def engines() -> None:
 def setup(update_lock: bool) -> None:
     """Fetch the JVM artifacts (Kafka broker, Spark and Flink Kafka connectors) with Maven into the cache,
     verifying checksums. Quick when the cache is complete."""
-    from harness import jvm
+    from harness.infra import jvm
 
     java = jvm.find_java()
     click.echo(f"java: {java} (Java {jvm.java_version(java)})")
@@ -381,7 +384,7 @@ def perf() -> None:
 @click.option("--linger", "linger_ms", type=int, default=5, show_default=True, help="linger.ms for both.")
 def perf_producer(records: int, record_size: int, partitions: int, linger_ms: int) -> None:
     """Kafka's kafka-producer-perf-test vs this generator, same embedded broker, records and partitions."""
-    from harness.perf import compare_producers
+    from harness.run.perf import compare_producers
 
     for line in compare_producers(records, record_size, partitions, linger_ms).lines():
         click.echo(line)
@@ -393,7 +396,7 @@ def perf_producer(records: int, record_size: int, partitions: int, linger_ms: in
 @click.option("--bootstrap", default=None, help="An existing Kafka cluster instead of the embedded broker.")
 def perf_collector(records: int, partitions: int, bootstrap: str | None) -> None:
     """How fast the live collector reads result records from a real result topic."""
-    from harness.perf import measure_collector
+    from harness.run.perf import measure_collector
 
     for line in measure_collector(records, partitions, bootstrap=bootstrap).lines():
         click.echo(line)

@@ -36,7 +36,7 @@ from pydantic import (
 
 from harness.engines.registry import BUILTIN, resolve_engine
 from harness.errors import ScenarioError
-from harness.isolation import Isolation
+from harness.infra.isolation import Isolation
 from harness.units import (  # Millis, Rate, Bytes: re-exported, engine settings models import them from here
     Bytes,
     Millis,
@@ -455,7 +455,7 @@ class CapacityConfig(StrictModel):
     trials: Literal["fresh", "stepped"] = Field(
         default="fresh",
         description="fresh: every trial a whole run with its own broker and engine; stepped: one broker and engine "
-                    "per run of up to steps_per_run rates, each step a trial (see harness.capacity_stepped)",
+                    "per run of up to steps_per_run rates, each step a trial (see harness.capacity.stepped)",
     )
     steps_per_run: int = Field(default=4, ge=2, le=20, description="stepped trials: most steps in one run")
 
@@ -497,7 +497,7 @@ class Scenario(StrictModel):
     capacity: CapacityConfig | None = None
     faults: list[Fault] = Field(default_factory=list)
     isolation: Isolation | None = Field(
-        default=None, description="disjoint CPU sets for the load path and the engine (harness.isolation)"
+        default=None, description="disjoint CPU sets for the load path and the engine (harness.infra.isolation)"
     )
 
     @property

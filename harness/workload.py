@@ -175,6 +175,6 @@ def visible_ms(append_ms: np.ndarray, receive_ms: np.ndarray, *, read_committed:
     """When result records became visible to a consumer of the result topic, epoch ms: the broker append time
     (LogAppendTime), or for transactional output read ``read_committed`` the later of append and the collector's
     receive time — such a record is readable only once its transaction commits, after its append (the error
-    bound of the receive time is stated and tested in :mod:`harness.collector`)."""
+    bound of the receive time is stated and tested in :mod:`harness.run.collector`)."""
     append = np.asarray(append_ms, dtype=np.int64)
     return np.maximum(append, np.asarray(receive_ms, dtype=np.int64)) if read_committed else append

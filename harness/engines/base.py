@@ -15,7 +15,7 @@ process on this host build on :class:`harness.engines.process.ProcessEngine`.
 
 The public plug-in interface is :class:`Engine`, :class:`EngineSettings`, :class:`EngineContext`,
 :class:`Setting` and :data:`FAIRNESS_KEYS` (with :class:`~harness.workload.JobSpec`,
-:class:`~harness.proc.ManagedProcess` and :mod:`harness.errors`).
+:class:`~harness.infra.proc.ManagedProcess` and :mod:`harness.errors`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Union
 import psutil
 from pydantic import BaseModel, ConfigDict
 
-from harness.arrival import WatermarkRule
+from harness.analysis.arrival import WatermarkRule
 from harness.workload import JobSpec
 
 FAIRNESS_KEYS = (
@@ -177,7 +177,7 @@ class Engine(ABC):
 
     def watermark_rule(self) -> WatermarkRule:
         """Which on-time events this engine may drop because of the order they arrived in
-        (:mod:`harness.arrival`): by default what the fairness ``watermark`` value states (``per partition`` or
+        (:mod:`harness.analysis.arrival`): by default what the fairness ``watermark`` value states (``per partition`` or
         global), with no idle timeout. An engine whose partitions can go idle overrides it. Called once, after
         the run."""
         value = Setting.of(self.fairness().get("watermark", "")).value
@@ -212,7 +212,7 @@ class Engine(ABC):
 
     def kill(self) -> None:
         """SIGKILL every process of the job at once, without any last words (a ``kill-engine`` fault, see
-        :mod:`harness.faults`). Called while the load runs; :meth:`restart` follows. Default: every process of
+        :mod:`harness.run.faults`). Called while the load runs; :meth:`restart` follows. Default: every process of
         :meth:`processes`."""
         victims = self.processes()
         for proc in victims:

@@ -37,9 +37,11 @@ import psutil
 import yaml
 from pydantic import BeforeValidator, Field, model_validator
 
-from harness import jvm, versions
-from harness.arrival import WatermarkRule
-from harness.distributions import PROJECT_ROOT, flink_home, flink_shipped_config
+from harness import versions
+
+from harness.infra import jvm
+from harness.analysis.arrival import WatermarkRule
+from harness.infra.distributions import PROJECT_ROOT, flink_home, flink_shipped_config
 from harness.engines.base import EngineContext, EngineSettings, Setting
 from harness.engines.flink_rest import TERMINAL_STATES, FlinkRest
 from harness.engines.jobs.flink_sql_job import CHECKPOINT_DIR
@@ -47,7 +49,7 @@ from harness.engines.jobs import LOOPBACK
 from harness.engines.process import ProcessEngine
 from harness.errors import EngineError
 from harness.kafka.embedded import free_port
-from harness.proc import ManagedProcess
+from harness.infra.proc import ManagedProcess
 from harness.units import Millis
 from harness.units import format_duration_ms
 from harness.workload import JobSpec

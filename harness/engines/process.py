@@ -1,7 +1,7 @@
 """What every engine whose job runs as a child process on this host does, in one place.
 
 :class:`ProcessEngine` writes the job's spec file, builds the child's environment, starts the job under
-:class:`~harness.proc.ManagedProcess` (its own process group, output to a log file in the run directory), waits for
+:class:`~harness.infra.proc.ManagedProcess` (its own process group, output to a log file in the run directory), waits for
 readiness (stopping everything if that fails), notices a job that died, stops it (TERM, then KILL) and lists its
 processes and logs. It also builds the harness package as a zip for jobs submitted to a cluster. A subclass says
 only what differs: the command, extra environment, how readiness is probed, the last words before a stop::
@@ -33,11 +33,11 @@ from typing import Any, ClassVar
 
 import psutil
 
-from harness import jvm
-from harness.distributions import PROJECT_ROOT
+from harness.infra import jvm
+from harness.infra.distributions import PROJECT_ROOT
 from harness.engines.base import Engine, EngineContext, EngineSettings
 from harness.errors import EngineError
-from harness.proc import ManagedProcess
+from harness.infra.proc import ManagedProcess
 from harness.workload import JobSpec
 
 _ERROR_LINE = re.compile(

@@ -26,7 +26,7 @@ import psutil
 from harness.engines.base import Engine, EngineContext, EngineSettings
 from harness.engines.jobs.python_count_job import BATCH, READY_MARKER
 from harness.errors import EngineError
-from harness.proc import ManagedProcess
+from harness.infra.proc import ManagedProcess
 from harness.units import format_duration_ms
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -32,14 +32,16 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from harness import jvm, versions
-from harness.distributions import PROJECT_ROOT, spark_home
+from harness import versions
+
+from harness.infra import jvm
+from harness.infra.distributions import PROJECT_ROOT, spark_home
 from harness.engines.base import EngineContext, EngineSettings, Setting
 from harness.engines.jobs import LOOPBACK, WILDCARD_ADDRESSES
 from harness.engines.jobs.spark_job import CHECKPOINT_DIR, LOG4J2, LOG4J_FILE, PROGRESS_FILE, READY_MARKER, spark_conf
 from harness.engines.process import ProcessEngine
 from harness.errors import EngineError
-from harness.proc import ManagedProcess
+from harness.infra.proc import ManagedProcess
 from harness.units import format_duration_ms, parse_duration_ms
 
 class SparkSettings(EngineSettings):

@@ -36,7 +36,7 @@ def consumer(bootstrap: str, *, read_committed: bool = False, quiet: bool = True
         # The longest the broker holds a fetch that finds no data. It answers a held fetch as soon as data becomes
         # readable (an append, or for read_committed the commit marker), so this only bounds a missed wake-up.
         # Measured for the collector's receive time after a commit (3 x 40 commits each, see
-        # harness.collector.VISIBILITY_ERROR_MS): 10 ms gave p50 2-9 ms and single commits 49-85 ms late; 50 ms and
+        # harness.run.collector.VISIBILITY_ERROR_MS): 10 ms gave p50 2-9 ms and single commits 49-85 ms late; 50 ms and
         # 500 ms gave p50 1.4-7.6 ms, max 27 ms. A shorter wait only adds empty fetches.
         "fetch.wait.max.ms": 50,
         # Prefetch up to 1M records (still capped by queued.max.messages.kbytes, 64 MB): the default 100k made

@@ -2,7 +2,7 @@
 
 Storage is formatted in the given work directory (the run's own), both listeners bind 127.0.0.1 on free ports,
 readiness is an admin round-trip, and :meth:`EmbeddedKafka.stop` is TERM then KILL through
-:class:`~harness.proc.ManagedProcess`, so no broker outlives the harness.
+:class:`~harness.infra.proc.ManagedProcess`, so no broker outlives the harness.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from harness import jvm, versions
+from harness import versions
+
+from harness.infra import jvm
 from harness.errors import ServiceError
 from harness.kafka.admin import probe
-from harness.proc import ManagedProcess
+from harness.infra.proc import ManagedProcess
 
 _LOG4J_CONFIG = Path(__file__).resolve().parent.parent / "resources" / "kafka-log4j2.properties"
 

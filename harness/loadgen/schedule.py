@@ -124,7 +124,7 @@ class RateSchedule:
     def offsets_of(self, seq: np.ndarray) -> np.ndarray:
         """Intended send times (ms from load start, float64) of the events with these indices (``seq``), in any
         order: ``N⁻¹(i)``. Used for slices (:meth:`intended_offsets`) and for records read back from the input
-        topic (:mod:`harness.input_delay`)."""
+        topic (:mod:`harness.analysis.input_delay`)."""
         k = np.asarray(seq, dtype=np.float64)
         piece = np.clip(np.searchsorted(self.cum, k, side="right") - 1, 0, self.starts.size - 1)
         d = k - self.cum[piece]

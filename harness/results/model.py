@@ -6,14 +6,14 @@ Format history (``format_version``; the loader upgrades older versions, see :fun
   ``fairness`` values were prose strings; the generator's publish delay used the key ``p99.9``;
   ``throughput.processed_rate_source`` was ``engine`` (Spark: mean of per-batch processedRowsPerSecond) or
   ``output``.
-* **2**: ``sustained`` is the keep-up verdict (:class:`harness.keepup.KeepUp`: processed ratio, input-lag
+* **2**: ``sustained`` is the keep-up verdict (:class:`harness.analysis.keepup.KeepUp`: processed ratio, input-lag
   trend, latency slope, the failed criteria in words); ``fairness`` maps each key to ``{value, detail}``
   (value is compared, detail shown); every percentile key is spelled ``p99_9``; the engine's processed rate is
   input rows per second of wall time (``engine input rows``); ``read_committed`` records whether results were
-  read as transactional output (latency then uses the visible time, see :mod:`harness.judge`);
+  read as transactional output (latency then uses the visible time, see :mod:`harness.analysis.judge`);
   ``collector`` carries bad records by kind. Added later without a version change (new optional fields with
   defaults; absent means not measured): ``input_delay``, the input topic's append time − intended send time
-  (:mod:`harness.input_delay`); ``faults``, one entry per injected fault (see :mod:`harness.faults`; empty without
+  (:mod:`harness.analysis.input_delay`); ``faults``, one entry per injected fault (see :mod:`harness.run.faults`; empty without
   faults).
 """
 
@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
-from harness.judge import Correctness
-from harness.keepup import KeepUp
-from harness.resources import ResourceStats
+from harness.analysis.judge import Correctness
+from harness.analysis.keepup import KeepUp
+from harness.run.resources import ResourceStats
 
 FORMAT_VERSION = 2
 
@@ -128,7 +128,7 @@ class GeneratorSummary:
 
 @dataclass(frozen=True)
 class InputDelaySummary:
-    """summary.json ``input_delay`` (:mod:`harness.input_delay`): input append − intended send time over the load
+    """summary.json ``input_delay`` (:mod:`harness.analysis.input_delay`): input append − intended send time over the load
     events of the measured period (intended at or after the warm-up end), ms."""
 
     events: int
@@ -141,12 +141,12 @@ class InputDelaySummary:
     """p50, p90, p99, p99_9, max, mean (ms)."""
     arrived_late: int | None = None
     """On-time load events (whole run) appended below the contract's watermark (max ts appended before − D): the
-    load path made them late, so the judge allows an engine to drop them (:func:`harness.input_delay.arrived_late`).
+    load path made them late, so the judge allows an engine to drop them (:func:`harness.analysis.input_delay.arrived_late`).
     None: not measured (results written before this check existed)."""
     arrived_late_dropped: int | None = None
     """Of the ``arrived_late`` events, (event, window) memberships the engine did leave out (None: not measured)."""
     arrival_rule: str | None = None
-    """The engine's watermark rule that decided ``arrived_late``, in words (:mod:`harness.arrival`)."""
+    """The engine's watermark rule that decided ``arrived_late``, in words (:mod:`harness.analysis.arrival`)."""
 
 
 @dataclass(frozen=True)
@@ -203,25 +203,25 @@ class RepetitionSummary:
     """The collector's counters at the end (records, flush_records, not_append_time, bad_records, bad_by_kind,
     bad_samples, failed)."""
     read_committed: bool = False
-    """Results were transactional output, read ``read_committed`` (latency = visible time, see harness.judge)."""
+    """Results were transactional output, read ``read_committed`` (latency = visible time, see harness.analysis.judge)."""
     input_delay: InputDelaySummary | None = None
     """Input append − intended send time over the measured period: the input path's own delay (None when the
     input topic was not read back: results written before this field existed, or the load did not finish)."""
     faults: list[dict[str, Any]] = field(default_factory=list)
     """One entry per scenario fault: the injector's record (kind, at_ms, downtime_ms, injected_at_ms,
-    restarted_at_ms, recovered_at_ms, error) and, if it was injected, :class:`harness.faults.FaultFigures`."""
+    restarted_at_ms, recovered_at_ms, error) and, if it was injected, :class:`harness.run.faults.FaultFigures`."""
 
 
 @dataclass(eq=False)
 class RepetitionResult:
-    """Everything measured in one engine × repetition: built by :func:`harness.analysis.analyse`, written by
+    """Everything measured in one engine × repetition: built by :func:`harness.analysis.repetition.analyse`, written by
     :func:`harness.results.store.write_repetition`."""
 
     summary: RepetitionSummary
     series: pd.DataFrame
-    """harness.series.SERIES_COLUMNS."""
+    """harness.analysis.series.SERIES_COLUMNS."""
     pairs: pd.DataFrame | None
-    """harness.judge.PAIR_COLUMNS."""
+    """harness.analysis.judge.PAIR_COLUMNS."""
     result_histogram: HdrHistogram
     event_time_histogram: HdrHistogram
     engine_metrics: dict[str, Any]

@@ -7,15 +7,15 @@ Layout::
         run-status.json                           complete | interrupted | failed, with a message
         <engine>/rep-<n>/
             summary.json                          RepetitionSummary (harness.results.model), written LAST
-            series.csv                            per wall second since the load started (harness.series)
-            pairs.csv.gz                          per (window, user): expected, got, latencies, status (harness.judge)
+            series.csv                            per wall second since the load started (harness.analysis.series)
+            pairs.csv.gz                          per (window, user): expected, got, latencies, status (harness.analysis.judge)
             result-latency.hdr                    HdrHistogram (standard base64), measured exact pairs, ms
             event-time-latency.hdr                same for event-time latency
             engine-metrics.json                   the engine's own metrics, as it reported them
-            resources.csv                         CPU/RSS samples per component (harness.resources)
+            resources.csv                         CPU/RSS samples per component (harness.run.resources)
             generator.json                        the generator's full result
             traceback.txt                         when the repetition failed inside the harness
-        report.md, *.png                          written by ``bench report`` (harness.report)
+        report.md, *.png                          written by ``bench report`` (harness.report.document)
 
 Every file is written to a temporary name, flushed to disk and renamed into place (``os.replace``), and an
 existing file is never replaced; ``summary.json`` comes last, so a repetition whose writing was cut short (crash,
@@ -41,7 +41,7 @@ from typing import Any
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
-from harness import histograms
+from harness.analysis import histograms
 from harness.errors import HarnessError
 from harness.results.model import (
     FORMAT_VERSION,

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from harness import workload
-from harness.judge import judge
-from harness.collector import LiveCollector
-from harness.oracle import expected_counts
+from harness.analysis.judge import judge
+from harness.run.collector import LiveCollector
+from harness.analysis.oracle import expected_counts
 from harness.workload import Windows
 from tests.unit.test_live_collector import FakeMessage
 

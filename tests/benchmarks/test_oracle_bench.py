@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from harness.judge import judge
-from harness.oracle import Expected, expected_for_run
+from harness.analysis.judge import judge
+from harness.analysis.oracle import Expected, expected_for_run
 from harness.scenario import Scenario, parse_scenario
 
 START = 1_764_072_000_000

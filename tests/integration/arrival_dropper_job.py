@@ -2,7 +2,7 @@
 watermark rule makes late given the order the broker appended them in (and, with ``--one-more``, one event more),
 counts the rest per (tumbling window, user) and writes one result per pair, then exits.
 
-Written apart from :mod:`harness.arrival` on purpose — a plain loop over the records — so the test compares two
+Written apart from :mod:`harness.analysis.arrival` on purpose — a plain loop over the records — so the test compares two
 readings of the same rule, not the judge with itself::
 
     python tests/integration/arrival_dropper_job.py BOOTSTRAP INPUT OUTPUT --rule per-partition \\

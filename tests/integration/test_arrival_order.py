@@ -1,4 +1,4 @@
-"""Known truth for the arrived-late allowance (harness.arrival), through the real broker and collector: the test
+"""Known truth for the arrived-late allowance (harness.analysis.arrival), through the real broker and collector: the test
 forces an out-of-order arrival (it appends the input itself, partition by partition, in a chosen order), a test
 engine (``arrival_dropper_job.py``, a real process reading and writing Kafka) drops exactly the events its
 stated watermark rule makes late — or one more — and the harness's read-back, allowance and judge decide.
@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 from confluent_kafka import Producer
 
-from harness.arrival import WatermarkRule
-from harness.collector import LiveCollector
-from harness.input_delay import arrived_late, read_append_times
-from harness.judge import judge
+from harness.analysis.arrival import WatermarkRule
+from harness.run.collector import LiveCollector
+from harness.analysis.input_delay import arrived_late, read_append_times
+from harness.analysis.judge import judge
 from harness.kafka import create_topics
-from harness.oracle import expected_counts
+from harness.analysis.oracle import expected_counts
 from harness.workload import FLUSH_USER, Windows
 
 pytestmark = pytest.mark.integration

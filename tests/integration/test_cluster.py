@@ -1,8 +1,8 @@
 """Cluster mode for real: the smoke scenario against a Spark standalone cluster and a Flink session cluster.
 
-Both clusters run on 127.0.0.1 with free ports (:mod:`harness.cluster`), one at a time (each costs a core or more on
+Both clusters run on 127.0.0.1 with free ports (:mod:`harness.infra.cluster`), one at a time (each costs a core or more on
 a small machine), and the scenario reaches Kafka in ``external`` mode: the session's embedded broker stands in for
-an existing cluster. The run goes through :func:`harness.runner.run_scenario` like ``bench run``, so the collector,
+an existing cluster. The run goes through :func:`harness.run.runner.run_scenario` like ``bench run``, so the collector,
 oracle, result files and report are the ones users get. Afterwards no process of the cluster or the job survives.
 """
 
@@ -23,12 +23,13 @@ from typing import Any
 import psutil
 import pytest
 
-from harness.cluster import FlinkSession, SparkStandalone
+from harness.infra.cluster import FlinkSession, SparkStandalone
 from harness.engines.base import EngineContext, Setting
 from harness.engines.flink import FlinkEngine, FlinkSettings
 from harness.kafka import create_topics
-from harness.progress import ProgressDisplay
-from harness.runner import apply_overrides, run_scenario
+from harness.run.progress import ProgressDisplay
+from harness.report.document import write_report
+from harness.run.runner import apply_overrides, run_scenario
 from harness.scenario import load_scenario, parse_scenario
 from harness.workload import JobSpec
 
@@ -65,8 +66,7 @@ def run_and_check(scenario: Any, out: Path) -> tuple[Path, dict[str, Any]]:
 
     fingerprint = json.loads((outcome.run_dir / "run.json").read_text())["fingerprint"]
     assert fingerprint["clock"].startswith("two clocks: LogAppendTime is the broker host's clock")
-    assert outcome.report is not None
-    report = outcome.report.read_text()
+    report = write_report(outcome.run_dir).read_text()
     assert fingerprint["clock"] in report
     return outcome.run_dir, summary
 

@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 from confluent_kafka import Producer
 
-from harness import collector, workload
-from harness.collector import LiveCollector
+from harness import workload
+
+from harness.run import collector
+from harness.run.collector import LiveCollector
 from harness.kafka import create_topics
-from harness.perf import measure_collector, result_records
+from harness.run.perf import measure_collector, result_records
 
 pytestmark = pytest.mark.integration
 

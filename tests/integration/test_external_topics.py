@@ -1,7 +1,7 @@
 """External clusters are left as found (issue 12 item 4): the per-run topics the harness creates on an external
 cluster are deleted after each repetition once its result is written, ``kafka.keep_topics`` keeps them, and a topic
 the harness did not create is never deleted. The real broker (the session's embedded one, reached as an external
-cluster), the real generator and the calibration engine, through :func:`harness.runner.run_scenario`."""
+cluster), the real generator and the calibration engine, through :func:`harness.run.runner.run_scenario`."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from confluent_kafka import Producer
 from harness.kafka import create_topics, topic_config
 from harness.kafka.admin import admin
 from harness.kafka.consume import end_offsets
-from harness.progress import ProgressDisplay
-from harness.runner import RunOutcome, run_scenario
+from harness.run.progress import ProgressDisplay
+from harness.report.document import write_report
+from harness.run.runner import RunOutcome, run_scenario
 from harness.scenario import parse_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -54,7 +55,7 @@ def test_per_run_topics_are_deleted_after_each_repetition_and_other_topics_stay(
     for rep in (1, 2):
         summary = json.loads((outcome.run_dir / "calibration" / f"rep-{rep}" / "summary.json").read_text())
         assert summary["input_delay"]["events"] > 0 and summary["input_delay"]["negative"] == 0
-    assert "### Input path" in (outcome.run_dir / "report.md").read_text()
+    assert "### Input path" in write_report(outcome.run_dir).read_text()
 
 
 def test_keep_topics_keeps_them(kafka_broker: str, tmp_path: Path) -> None:

@@ -26,8 +26,8 @@ from harness.engines.flink import FlinkEngine, FlinkPythonEngine
 from harness.errors import EngineError
 from harness.kafka import create_topics
 from harness.kafka.consume import consumer
-from harness.judge import judge
-from harness.oracle import expected_counts
+from harness.analysis.judge import judge
+from harness.analysis.oracle import expected_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -19,8 +19,8 @@ from harness.errors import ServiceError
 from harness.kafka import create_topics
 from harness.loadgen import EventPlan, GeneratorResult, iter_chunks, run_generator
 from harness.loadgen.events import Encoder
-from harness.judge import judge
-from harness.oracle import expected_for_run
+from harness.analysis.judge import judge
+from harness.analysis.oracle import expected_for_run
 from harness.scenario import Scenario, parse_scenario
 from tests.priority import lowest_nice_allowed
 

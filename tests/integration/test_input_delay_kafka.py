@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from confluent_kafka import Producer
 
-from harness.input_delay import arrived_late, read_append_times, summarize_input_delay
+from harness.analysis.input_delay import arrived_late, read_append_times, summarize_input_delay
 from harness.kafka import create_topics, topic_config
 from harness.loadgen import run_generator
 from harness.loadgen.events import EventPlan, iter_chunks

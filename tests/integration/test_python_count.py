@@ -1,6 +1,6 @@
 """The calibration engine and the known-truth test engines end to end: the real broker (the session's embedded one,
 reached in ``external`` mode), the real generator, collector, oracle and result files, through
-:func:`harness.runner.run_scenario` as ``bench run`` does. Each run is 20 s of load at 2k events/s with 5 s windows
+:func:`harness.run.runner.run_scenario` as ``bench run`` does. Each run is 20 s of load at 2k events/s with 5 s windows
 and D = 1 s, so the truth of every figure is known: exact counts, an extra latency of ``delay_ms``, every Nth result
 wrong, transactions committed a known delay after their writes."""
 
@@ -18,8 +18,8 @@ import pytest
 from harness.engines.base import FAIRNESS_KEYS, HARNESS_FAIRNESS_KEYS
 from harness.engines.jobs.python_count_job import MALFORMED_KINDS
 from harness.engines.python_count import TRANSACTIONS_FILE
-from harness.progress import ProgressDisplay
-from harness.runner import run_scenario
+from harness.run.progress import ProgressDisplay
+from harness.run.runner import run_scenario
 from harness.scenario import parse_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -50,7 +50,7 @@ def scenario(bootstrap: str, engine: dict[str, Any] | str, *, drain_timeout: str
 def run(bootstrap: str, out: Path, engine: dict[str, Any] | str, **options: Any) -> tuple[dict[str, Any], Path]:
     """Run one engine; return its summary.json and its repetition directory."""
     chosen = scenario(bootstrap, engine, **options)
-    outcome = run_scenario(chosen, out, display=ProgressDisplay(live=False), report=False)
+    outcome = run_scenario(chosen, out, display=ProgressDisplay(live=False))
     assert outcome.status == "complete", outcome.failures
     rep_dir = outcome.run_dir / chosen.engines[0].name / "rep-1"
     summary = json.loads((rep_dir / "summary.json").read_text())

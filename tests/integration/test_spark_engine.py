@@ -22,7 +22,7 @@ import psutil
 import pytest
 from confluent_kafka import Producer
 
-from harness import oracle
+from harness.analysis import oracle
 from harness.engines.base import FAIRNESS_KEYS, EngineContext, Setting
 from harness.engines.registry import resolve_engine
 from harness.engines.spark import SparkEngine, SparkSettings

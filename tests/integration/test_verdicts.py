@@ -17,10 +17,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from harness.collector import VISIBILITY_ERROR_MS
+from harness.run.collector import VISIBILITY_ERROR_MS
 from harness.engines.jobs.python_count_job import MALFORMED_KINDS
 from harness.results import RepetitionSummary, load_run
-from harness.runner import run_scenario
+from harness.run.runner import run_scenario
 from harness.scenario import parse_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -35,7 +35,7 @@ def run(tmp_path: Path, engines: list[dict[str, Any]], *, rate: str = "2k", dura
         "load": {"rate": rate, "users": 100, "disorder": {"fraction": 0.1, "max_delay": "500ms"}},
         "window": {"size": "4s", "watermark_delay": "1s"}, "kafka": {"partitions": 2}, "engines": engines,
     })
-    outcome = run_scenario(scenario, tmp_path / "results", report=False)
+    outcome = run_scenario(scenario, tmp_path / "results")
     assert outcome.status == "complete", outcome.failures
     return outcome.run_dir
 

@@ -1,9 +1,9 @@
 """kill-worker for real: one Spark executor or the Flink TaskManager of a local cluster killed mid-measurement, the
 engine's own recovery left to act, and the answers checked by the oracle.
 
-The clusters are those of :mod:`harness.cluster` on 127.0.0.1 (one at a time: each costs a core or more), the
+The clusters are those of :mod:`harness.infra.cluster` on 127.0.0.1 (one at a time: each costs a core or more), the
 scenario reaches the session's broker in ``external`` mode, and the run goes through
-:func:`harness.runner.run_scenario` like ``bench run``, with the kill commands the clusters provide in each engine
+:func:`harness.run.runner.run_scenario` like ``bench run``, with the kill commands the clusters provide in each engine
 entry's ``kill_worker`` block. Kept short (CI budget): 75 s of load at 2k events/s, 5 s windows with 2 s watermark
 delay, the fault 30 s in with 5 s of downtime. Run under the shared lock (see COMMON.md).
 """
@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from harness.cluster import FlinkSession, SparkStandalone
+from harness.infra.cluster import FlinkSession, SparkStandalone
 from harness.engines.jobs.flink_sql_job import CLUSTER_RESTART_STRATEGY
-from harness.progress import ProgressDisplay
-from harness.runner import run_scenario
+from harness.run.progress import ProgressDisplay
+from harness.report.document import write_report
+from harness.run.runner import run_scenario
 from harness.scenario import parse_scenario
 from tests.integration.test_cluster import assert_engine_side_valid, survivors
 
@@ -65,7 +66,7 @@ def run(scenario: Any, out: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]
     assert fault["recovered_at_ms"] is not None and fault["recovered_at_ms"] > fault["injected_at_ms"]
     assert fault["missing"] == fault["wrong"] == 0
     assert fault["results_gap_ms"] is not None and fault["peak_latency_ms"] is not None
-    report = (outcome.run_dir / "report.md").read_text()
+    report = write_report(outcome.run_dir).read_text()
     assert f"| kill-worker | {FAULT_AT_S} s |" in report
     return outcome.run_dir, summary, fault
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from harness.capacity import SearchResult, TrialRecord
-from harness.capacity_report import write_capacity_outputs
-from harness.capacity_runner import CapacityOutcome, EngineSearch
+from harness.capacity.search import SearchResult, TrialRecord
+from harness.capacity.report import write_capacity_outputs
+from harness.capacity.results import CapacityOutcome, EngineSearch
 from harness.scenario import CapacityConfig, parse_scenario
 
 FINGERPRINT = {"cpu_model": "AMD EPYC (test)", "cpu_logical": 2, "cpu_physical": 1, "versions": {"kafka": "3.9.0"}}
@@ -46,7 +46,7 @@ def write_capacity_dir(path: Path, searches: dict[str, list[SearchResult]], monk
     capacity.png is only drawn with ``plot`` (matplotlib takes seconds)."""
     monkeypatch.setattr("harness.results.environment_fingerprint", lambda **_: dict(fingerprint or FINGERPRINT))
     if not plot:
-        monkeypatch.setattr("harness.capacity_report.plot_capacity", lambda data, target: target)
+        monkeypatch.setattr("harness.capacity.report.plot_capacity", lambda data, target: target)
     rounds = max(len(v) for v in searches.values())
     flat = [EngineSearch(engine, runs[number], 100.0 + number, calibration=engine == "calibration", search=number + 1)
             for number in range(rounds) for engine, runs in searches.items() if number < len(runs)]

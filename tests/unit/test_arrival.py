@@ -1,4 +1,4 @@
-"""The arrived-late rules (harness.arrival): each engine's watermark rule allows exactly the events it can make
+"""The arrived-late rules (harness.analysis.arrival): each engine's watermark rule allows exactly the events it can make
 late from the input as the broker holds it (each partition in offset order, partitions related by append time)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.arrival import NO_TS, WatermarkRule, may_drop
+from harness.analysis.arrival import NO_TS, WatermarkRule, may_drop
 
 D = 1_000
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.input_delay import InputAppendTimes, arrived_late
-from harness.judge import judge
+from harness.analysis.input_delay import InputAppendTimes, arrived_late
+from harness.analysis.judge import judge
 from tests.unit.test_judge import EXACT, HOPPING, TUMBLING, output, tumbling_case
 
 D = 2  # TUMBLING's watermark delay, ms
@@ -64,7 +64,7 @@ def test_an_engine_that_dropped_arrived_late_events_is_judged_exact_and_still_wr
 
 
 def test_an_arrived_late_event_lowers_every_window_it_belongs_to_and_never_below_zero() -> None:
-    from harness.oracle import expected_counts
+    from harness.analysis.oracle import expected_counts
 
     expected = expected_counts(np.array([0, 0]), np.array([7, 8]), np.array([False, False]), users=1,
                                windows=HOPPING)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.capacity_compare import compare_capacity, ranges_overlap, render_capacity_comparison
+from harness.capacity.compare import compare_capacity, ranges_overlap, render_capacity_comparison
 from harness.cli import cli
 from tests.unit.capacity_dirs import FINGERPRINT, capacity_scenario, found, write_capacity_dir
 
@@ -152,7 +152,7 @@ def test_a_damaged_capacity_json_is_one_line_naming_the_file(tmp_path: Path, mon
 
 
 def test_the_range_of_several_searches_is_their_interval_at_least_as_wide_as_a_bracket() -> None:
-    from harness.capacity_results import capacity_interval
+    from harness.capacity.results import capacity_interval
 
     def s(capacity, high):
         return {"capacity": capacity, "bracket": [capacity, high]}

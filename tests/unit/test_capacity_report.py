@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.capacity import judge_trial
-from harness.capacity_results import load_capacity
+from harness.capacity.search import judge_trial
+from harness.capacity.results import load_capacity
 from harness.cli import cli
 from harness.results import ResultError
 from harness.results.store import load_summary
@@ -136,8 +136,8 @@ def test_the_report_is_derived_the_same_directory_gives_the_same_text(tmp_path: 
 
 
 def test_an_engine_interrupted_before_its_first_trial_says_so(tmp_path: Path, monkeypatch) -> None:
-    from harness.capacity import SearchResult
-    from harness.capacity_runner import INTERRUPTED
+    from harness.capacity.search import SearchResult
+    from harness.capacity.runner import INTERRUPTED
 
     directory = write_capacity_dir(tmp_path / "cap", {"spark": [found(10_000, 10_400)],
                                                       "flink": [SearchResult(None, (None, None), [], INTERRUPTED)]},
@@ -149,7 +149,7 @@ def test_an_engine_interrupted_before_its_first_trial_says_so(tmp_path: Path, mo
 
 
 def test_latency_of_a_trial_that_passed_while_catching_up_is_marked() -> None:
-    from harness.capacity_report import _shares_table
+    from harness.capacity.report import _shares_table
 
     steady = {"rate": 10_000.0, "verdict": "pass", "reason": "", "p50_ms": 3_000.0, "p99_ms": 4_000.0}
     catching = {"rate": 20_000.0, "verdict": "pass", "p50_ms": 17_790.0, "p99_ms": 24_570.0,

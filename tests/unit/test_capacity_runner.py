@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.capacity import SearchResult, TrialRecord
-from harness.capacity_report import capacity_json, plot_capacity, render_capacity
-from harness.capacity_runner import (
+from harness.capacity.search import SearchResult, TrialRecord
+from harness.capacity.report import capacity_json, plot_capacity, render_capacity
+from harness.capacity.runner import (
     CapacityOutcome,
     EngineSearch,
     engines_to_search,
@@ -156,9 +156,9 @@ def test_capacity_png_is_written(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------- the trials
 def test_a_load_path_verdict_is_run_once_more_and_the_second_attempt_stands(tmp_path: Path, monkeypatch) -> None:
-    import harness.capacity_runner as runner
-    from harness.capacity import TrialOutcome
-    from harness.progress import ProgressDisplay
+    import harness.capacity.runner as runner
+    from harness.capacity.search import TrialOutcome
+    from harness.run.progress import ProgressDisplay
 
     attempts: list[tuple[float, str]] = []
     verdicts = iter([TrialOutcome("load-path", "publish delay p99 120 ms", {"p99_ms": 1.0}),
@@ -182,11 +182,11 @@ def test_repeated_searches_run_in_rounds_and_give_a_mean_with_a_t_interval(tmp_p
     """Three searches per engine with a fake trial whose capacity differs per search: the searches run like the
     repetitions of `bench run` (every engine once per round), the later searches' trials are named -s2, -s3,
     and capacity.json holds the mean, the 95 % t interval and each search's value."""
-    import harness.capacity_runner as runner
-    from harness.capacity import TrialOutcome
-    from harness.capacity_results import load_capacity
-    from harness.progress import ProgressDisplay
-    from harness.stats import t975
+    import harness.capacity.runner as runner
+    from harness.capacity.search import TrialOutcome
+    from harness.capacity.results import load_capacity
+    from harness.run.progress import ProgressDisplay
+    from harness.analysis.stats import t975
 
     truth = {("calibration", ""): 9000, ("calibration", "-s2"): 9000, ("calibration", "-s3"): 9000,
              ("spark", ""): 3000, ("spark", "-s2"): 3300, ("spark", "-s3"): 2900}
@@ -234,8 +234,8 @@ def test_repetitions_are_validated_strictly_in_the_scenario_and_on_the_command_l
 def test_the_cli_prints_each_search_and_the_mean_with_its_interval(tmp_path: Path, monkeypatch) -> None:
     import yaml
 
-    import harness.capacity_runner as runner
-    from harness.capacity import TrialOutcome
+    import harness.capacity.runner as runner
+    from harness.capacity.search import TrialOutcome
 
     truth = iter([2000, 2600])  # spark's capacity in its first and second search (calibration is off)
     limit = {"": 0.0}
@@ -262,9 +262,9 @@ def test_the_cli_prints_each_search_and_the_mean_with_its_interval(tmp_path: Pat
 
 def test_an_unsettled_trial_runs_once_more_with_a_longer_warmup_and_then_stands_or_fails(tmp_path: Path,
                                                                                       monkeypatch) -> None:
-    import harness.capacity_runner as runner
-    from harness.capacity import TrialOutcome
-    from harness.progress import ProgressDisplay
+    import harness.capacity.runner as runner
+    from harness.capacity.search import TrialOutcome
+    from harness.run.progress import ProgressDisplay
 
     def trials_with(second: TrialOutcome) -> tuple[TrialOutcome, list[tuple[int, int, str]]]:
         attempts: list[tuple[int, int, str]] = []

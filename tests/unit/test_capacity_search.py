@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.capacity import SearchResult, TrialOutcome, judge_trial, search
+from harness.capacity.search import SearchResult, TrialOutcome, judge_trial, search
 from harness.results import summary_from_json
 from harness.results.model import upgrade
 from harness.scenario import parse_slo

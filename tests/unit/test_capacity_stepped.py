@@ -13,15 +13,15 @@ import pandas as pd
 import pytest
 
 from harness import workload
-from harness.analysis import RepetitionInputs, Span, analyse_span
-from harness.capacity import TrialRecord, _refine_rates, stepped_search
-from harness.capacity_stepped import judge_step, judge_steps, step_spans, stepped_scenario
+from harness.analysis.repetition import RepetitionInputs, Span, analyse_span
+from harness.capacity.search import TrialRecord, _refine_rates, stepped_search
+from harness.capacity.stepped import judge_step, judge_steps, step_spans, stepped_scenario
 from harness.loadgen.events import Encoder, EventPlan
 from harness.loadgen.generator import GeneratorResult, SecondStats
 from harness.loadgen.schedule import Pacer
 from harness.loadgen.stats import SLOW_SEND_MS, SelfCheckLimits, WorkerStats, assess_span
 from harness.loadgen.worker import send_loop
-from harness.oracle import expected_counts
+from harness.analysis.oracle import expected_counts
 from harness.results.model import Timeline
 from harness.scenario import parse_scenario, truncated
 from tests.unit.test_schedule import START, FakeClock
@@ -267,7 +267,7 @@ def test_the_send_loop_sends_nothing_intended_at_or_after_the_stop() -> None:
 
 
 def test_the_trial_mode_is_strict_in_the_scenario_and_set_from_the_command_line() -> None:
-    from harness.capacity_runner import with_capacity_overrides
+    from harness.capacity.runner import with_capacity_overrides
     from harness.errors import ScenarioError
 
     sc = parse_scenario(base(trials="fresh"))
@@ -289,8 +289,8 @@ class View:
 
 
 def test_a_generator_behind_its_schedule_ends_the_run_as_a_load_path_step() -> None:
-    from harness.capacity_stepped import BEHIND_FOR_S, StepWatch
-    from harness.progress import ProgressDisplay
+    from harness.capacity.stepped import BEHIND_FOR_S, StepWatch
+    from harness.run.progress import ProgressDisplay
 
     sc = stepped_scenario(parse_scenario(base()), "calibration", [200, 400, 800])
     watch = StepWatch("calibration", [200, 400, 800], step_spans(sc, 3), None, ProgressDisplay())
@@ -311,6 +311,6 @@ def test_a_generator_behind_its_schedule_ends_the_run_as_a_load_path_step() -> N
 
 
 def TrialOutcomeFor(verdict: str) -> Any:  # noqa: N802 - reads like the type it builds
-    from harness.capacity import TrialOutcome
+    from harness.capacity.search import TrialOutcome
 
     return TrialOutcome(verdict, "")  # type: ignore[arg-type]

@@ -135,10 +135,10 @@ def test_run_rate_override_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     from click.testing import CliRunner
 
-    import harness.runner
+    import harness.run.runner
     from harness import results
     from harness.cli import cli
-    from harness.runner import RunOutcome
+    from harness.run.runner import RunOutcome
     from harness.units import parse_count
 
     seen = []
@@ -146,9 +146,9 @@ def test_run_rate_override_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     def fake_run(scenario, out, **_):  # type: ignore[no-untyped-def]
         seen.append(scenario)
         results.write_run_info(out, scenario, {})
-        return RunOutcome(out, "complete", None, [])
+        return RunOutcome(out, "complete", [])
 
-    monkeypatch.setattr(harness.runner, "run_scenario", fake_run)
+    monkeypatch.setattr(harness.run.runner, "run_scenario", fake_run)
     done = CliRunner().invoke(
         cli, ["run", str(ROOT / "scenarios" / "smoke.yaml"), "--rate", "1234567", "--duration", "61234ms",
               "--out", str(tmp_path)]
@@ -167,13 +167,13 @@ def test_bench_run_hands_a_scenarios_faults_to_every_engine_run(tmp_path: Path, 
 
     from click.testing import CliRunner
 
-    import harness.runner
+    import harness.run.runner
     from harness.cli import cli
     from harness.kafka.service import KafkaEndpoint
 
     seen: list[tuple[str, list[tuple[str, int, int]]]] = []
 
-    def fake_engine_run(self: harness.runner._EngineRun) -> str:
+    def fake_engine_run(self: harness.run.runner._EngineRun) -> str:
         seen.append((self.label, [(f.kind, f.at, f.downtime) for f in self.scenario.faults]))
         return "ok"
 
@@ -181,9 +181,9 @@ def test_bench_run_hands_a_scenarios_faults_to_every_engine_run(tmp_path: Path, 
     def no_broker(config, work_dir):  # type: ignore[no-untyped-def]
         yield KafkaEndpoint(bootstrap="127.0.0.1:1", mode="external")
 
-    monkeypatch.setattr(harness.runner._EngineRun, "run", fake_engine_run)
-    monkeypatch.setattr(harness.runner, "kafka_service", no_broker)
-    monkeypatch.setattr(harness.runner.jvm, "classpath", lambda name: [])
+    monkeypatch.setattr(harness.run.runner._EngineRun, "run", fake_engine_run)
+    monkeypatch.setattr(harness.run.runner, "kafka_service", no_broker)
+    monkeypatch.setattr(harness.run.runner.jvm, "classpath", lambda name: [])
     scenario = tmp_path / "faults.yaml"
     scenario.write_text(
         "name: faults\nduration: 60s\nwarmup: 10s\nload: {rate: 100}\nwindow: {size: 5s, watermark_delay: 1s}\n"

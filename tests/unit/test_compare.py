@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import figures, report
-from harness.compare import (
+from harness.results import figures
+
+from harness.report import document as report
+from harness.report.compare import (
     EXIT_USAGE,
     FINGERPRINT_KEYS,
     CompareInputError,
@@ -20,8 +22,8 @@ from harness.compare import (
     setting_differences,
     welch,
 )
-from harness.compare import compare as compare_runs
-from harness.figures import FIGURE_BY_KEY
+from harness.report.compare import compare as compare_runs
+from harness.results.figures import FIGURE_BY_KEY
 from tests.unit.synthetic_runs import GOLDEN, reps, write_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +124,7 @@ def test_report_and_compare_share_one_figure_registry() -> None:
 
 def test_compare_does_not_import_the_renderer() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", "import sys, harness.compare, harness.history; print('harness.report' in sys.modules)"],
+        [sys.executable, "-c", "import sys, harness.report.compare, harness.report.history; print('harness.report.document' in sys.modules)"],
         capture_output=True, text=True, check=True, cwd=ROOT,
     )
     assert done.stdout.strip() == "False"

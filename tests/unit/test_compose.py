@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import jvm, versions
+from harness import versions
+
+from harness.infra import jvm
 from harness.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]

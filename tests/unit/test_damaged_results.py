@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import render_report
+from harness.report.document import render_report
 from harness.results import create_run_dir, load_run, write_repetition, write_run_info, write_run_status
 from harness.results.store import ResultError, write_new
 from tests.unit.test_results import FINGERPRINT, make_result, make_scenario

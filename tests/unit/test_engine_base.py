@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from harness.distributions import PROJECT_ROOT
+from harness.infra.distributions import PROJECT_ROOT
 from harness.engines.base import (
     FAIRNESS_KEYS,
     Engine,
@@ -28,7 +28,7 @@ from harness.engines.flink import FlinkEngine, FlinkPythonEngine, FlinkSettings
 from harness.engines.process import ProcessEngine
 from harness.engines.spark import SparkEngine, SparkSettings
 from harness.errors import EngineError
-from harness.proc import ManagedProcess
+from harness.infra.proc import ManagedProcess
 from harness.workload import JobSpec
 
 

@@ -1,4 +1,4 @@
-"""The figures measured around a fault (harness.faults), on hand-made pair frames, and the injector's scheduling
+"""The figures measured around a fault (harness.run.faults), on hand-made pair frames, and the injector's scheduling
 and check suspension with a fake engine."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from harness.errors import EngineError
-from harness.faults import FaultInjector, fault_figures, recovery, results_gap_ms, run_command, window_latency
+from harness.run.faults import FaultInjector, fault_figures, recovery, results_gap_ms, run_command, window_latency
 from harness.scenario import Fault, KillWorker
 
 W = 1_000  # window size = slide, ms

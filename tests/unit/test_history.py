@@ -9,8 +9,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from harness.cli import cli
-from harness.compare import load_runs
-from harness.history import history_points, render_history, run_started
+from harness.report.compare import load_runs
+from harness.report.history import history_points, render_history, run_started
 from tests.unit.synthetic_runs import GOLDEN, Rep, reps, write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

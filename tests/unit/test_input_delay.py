@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.input_delay import InputAppendTimes, summarize_input_delay
+from harness.analysis.input_delay import InputAppendTimes, summarize_input_delay
 from harness.loadgen.events import EventPlan, iter_chunks
 from harness.loadgen.schedule import RateSchedule
-from harness.report import render_report
+from harness.report.document import render_report
 from harness.results import create_run_dir, load_run, write_repetition, write_run_info
 from tests.unit.test_results import FINGERPRINT, T0, make_result, make_scenario
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import isolation
+from harness.infra import isolation
 from harness.errors import ScenarioError
-from harness.isolation import Isolation, format_cpu_list, parse_cpu_list
-from harness.proc import ManagedProcess
+from harness.infra.isolation import Isolation, format_cpu_list, parse_cpu_list
+from harness.infra.proc import ManagedProcess
 from harness.scenario import apply_overrides, parse_scenario
 from tests.unit.test_scenario import scenario_with
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import jvm
+from harness.infra import jvm
 from harness.errors import SetupError
 
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from harness import workload
-from harness.judge import Correctness, judge
-from harness.oracle import Expected, expected_counts
+from harness.analysis.judge import Correctness, judge
+from harness.analysis.oracle import Expected, expected_counts
 
 TUMBLING = workload.Windows(size_ms=10, slide_ms=10, watermark_delay_ms=2)
 HOPPING = workload.Windows(size_ms=10, slide_ms=5, watermark_delay_ms=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.keepup import judge_keep_up
+from harness.analysis.keepup import judge_keep_up
 
 ENDS = np.repeat(np.arange(1, 31) * 10_000, 20)
 
@@ -58,7 +58,7 @@ def test_an_engine_still_working_off_its_start_up_backlog_gets_a_warning() -> No
 
     from tests.unit.test_results import make_result
 
-    from harness import verdicts
+    from harness.analysis import verdicts
 
     summary = make_result("spark").summary
     settled = dataclasses.replace(summary.sustained, processed_ratio=1.01, latency_slope_ms_per_s=-3.0)
@@ -75,8 +75,8 @@ def test_a_repetition_that_shared_the_cpus_says_so() -> None:
 
     from tests.unit.test_results import make_result
 
-    from harness import verdicts
-    from harness.resources import OTHERS, ResourceStats
+    from harness.analysis import verdicts
+    from harness.run.resources import OTHERS, ResourceStats
 
     summary = make_result("spark").summary
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from harness import collector
-from harness.collector import (
+from harness.run import collector
+from harness.run.collector import (
     BAD_KINDS,
     BAD_SAMPLE_BYTES,
     BAD_SAMPLES,

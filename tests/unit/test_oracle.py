@@ -10,7 +10,7 @@ import pytest
 
 from harness import workload
 from harness.loadgen.events import EventPlan, iter_chunks
-from harness.oracle import Expected, expected_counts, expected_for_run
+from harness.analysis.oracle import Expected, expected_counts, expected_for_run
 from harness.scenario import parse_scenario
 
 TUMBLING = workload.Windows(size_ms=10, slide_ms=10, watermark_delay_ms=2)
@@ -68,7 +68,7 @@ def test_matches_a_per_event_count_with_windows_starts_of(
     windows: workload.Windows, dense: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not dense:
-        monkeypatch.setattr("harness.oracle.DENSE_LIMIT", 0)  # force the sort-based path
+        monkeypatch.setattr("harness.analysis.oracle.DENSE_LIMIT", 0)  # force the sort-based path
     rng = np.random.default_rng(3)
     user, ts, late = rng.integers(0, 7, 2000), rng.integers(-500, 500, 2000), rng.random(2000) < 0.1
     brute: dict[tuple[str, int, int], list[int]] = {}

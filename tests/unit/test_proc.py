@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from harness.errors import ServiceError
-from harness.proc import ManagedProcess
+from harness.infra.proc import ManagedProcess
 
 # A child that starts a grandchild (like pyspark's driver starting its JVM) and reports both pids.
 TREE = textwrap.dedent(
@@ -113,7 +113,7 @@ HARNESS_STANDIN = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from harness.proc import ManagedProcess
+    from harness.infra.proc import ManagedProcess
     proc = ManagedProcess("tree", [sys.executable, "-c", {tree!r}], Path({log!r})).start()
     proc.wait_for_line("READY", timeout=30)
     print("STARTED", flush=True)

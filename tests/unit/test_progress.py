@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from harness.progress import RATE_WINDOW_S, ProgressDisplay, SlidingRate
+from harness.run.progress import RATE_WINDOW_S, ProgressDisplay, SlidingRate
 
 
 class Clock:

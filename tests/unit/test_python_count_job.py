@@ -29,8 +29,8 @@ from harness.engines.jobs.python_count_job import (
 from harness.engines.python_count import CalibrationEngine, CalibrationSettings, processed_series
 from harness.engines.registry import resolve_engine
 from harness.loadgen.events import EventPlan, iter_chunks
-from harness.judge import judge
-from harness.oracle import expected_for_run
+from harness.analysis.judge import judge
+from harness.analysis.oracle import expected_for_run
 from harness.scenario import parse_scenario
 from tests.engines import KnownTruthEngine, KnownTruthSettings
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import charts
-from harness.report import (PLOT_FILES, _fault_spans, fairness_differences, plot_charts, render_report, write_plots,
+from harness.report import charts
+from harness.report.document import (PLOT_FILES, _fault_spans, fairness_differences, plot_charts, render_report, write_plots,
                             write_report)
 from harness.results import create_run_dir, load_run, write_repetition, write_run_info, write_run_status
 from tests.unit.test_results import FINGERPRINT, make_result, make_scenario
@@ -89,7 +89,7 @@ def test_golden_report_says_what_matters(tmp_path: Path) -> None:
     assert "± " in text  # mean ± CI with repetitions
     assert "| spark | 2/2 |" in text and "| flink | 1/2 |" in text
     # the reading guide states today's keep-up rule, not an older one
-    assert "- *sustained* (keep-up verdict, `harness/keepup.py`): processed ≥ 99% of the achieved rate" in text
+    assert "- *sustained* (keep-up verdict, `harness/analysis/keepup.py`): processed ≥ 99% of the achieved rate" in text
     assert "50 % of its starting level" not in text
 
 

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import histograms
-from harness.analysis import RepetitionInputs, analyse
+from harness.analysis import histograms
+from harness.analysis.repetition import RepetitionInputs, analyse
 from harness.errors import HarnessError
-from harness.input_delay import InputAppendTimes
+from harness.analysis.input_delay import InputAppendTimes
 from harness.loadgen import GeneratorResult
 from harness.loadgen.generator import SecondStats
-from harness.oracle import expected_counts
+from harness.analysis.oracle import expected_counts
 from harness.results import (
     FORMAT_VERSION,
     RepetitionResult,
@@ -28,7 +28,7 @@ from harness.results import (
     write_run_info,
     write_run_status,
 )
-from harness.series import SERIES_COLUMNS
+from harness.analysis.series import SERIES_COLUMNS
 from harness.scenario import Scenario, parse_scenario
 from harness.workload import Windows
 

@@ -310,7 +310,7 @@ def test_generator_workers_are_capped_at_four_per_cpu(monkeypatch: pytest.Monkey
 
 
 def test_the_longest_names_still_make_legal_topic_names() -> None:
-    # topic names are built in harness/runner.py as bench-<run dir name>-<label>-r<N>-in/-out, the run directory
+    # topic names are built in harness/run/runner.py as bench-<run dir name>-<label>-r<N>-in/-out, the run directory
     # being <UTC stamp>-<scenario>[-N]; leave room for a capacity- prefix and 3-digit numbers
     name, label = "n" * MAX_NAME_LENGTH, "L" * MAX_NAME_LENGTH
     scenario = parse_scenario(scenario_with(name=name, engines=[{"engine": FAKE, "label": label}]), source="s")

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.judge import judge, ordered, visible_ms
-from harness.oracle import Expected
-from harness.series import InputRows, per_second_series
+from harness.analysis.judge import judge, ordered, visible_ms
+from harness.analysis.oracle import Expected
+from harness.analysis.series import InputRows, per_second_series
 from harness.workload import is_measured
 
 

@@ -1,0 +1,442 @@
+"""Fault injection (a scenario's ``faults:``) and the figures measured around each fault.
+
+:class:`FaultInjector` runs the scenario's faults against one engine × repetition, from a background thread
+started with the load, at ``start_epoch_ms + fault.at`` (the generator keeps its open-loop schedule all along):
+
+- ``kill-engine``: SIGKILL the engine's whole process group (:meth:`Engine.kill`), wait ``downtime``, then
+  :meth:`Engine.restart` — the same job from its last checkpoint (Spark: the same checkpoint location; Flink: the
+  latest retained checkpoint; the calibration engine has none and reads its input again from the beginning).
+- ``restart-broker``: stop the embedded broker (its data kept), start it again after ``downtime`` on the same port.
+- ``kill-worker`` (engines on a cluster): run the engine entry's ``kill_worker.command`` (a shell command that
+  kills one Spark executor or Flink TaskManager: only the scenario knows how to reach the cluster), wait
+  ``downtime``, run ``kill_worker.restart`` if given, and leave the recovery to the engine itself (Spark re-runs
+  the lost tasks on an executor the standalone worker launches anew; Flink's restart strategy restores the job
+  from its latest checkpoint once slots are back). The harness only watches: :meth:`Engine.recovered_at` says
+  when the job was processing again. Each command's exit status, duration and last output lines go into the
+  record, its whole output into ``faults.log``; a command that fails (non-zero exit, timeout) is the fault's error.
+
+While a ``kill-engine`` or ``restart-broker`` fault is in progress the engine's liveness check is suspended
+(:meth:`FaultInjector.check`); a ``kill-worker`` leaves the engine's own processes alone, so the check goes on (a
+job that gives up recovering fails the run as any dead job does). A fault whose restart or command fails makes
+the next check raise. Each fault leaves a :class:`FaultRecord` (when it was injected, when the engine or broker
+was back, errors, commands run), which goes into the repetition's result.
+
+The figures per fault come from the judged pairs (:func:`fault_figures`, pure):
+
+- **results gap** (the observed downtime): last result record visible before the fault → first one visible after;
+- **recovery**: from the fault until the first window (ending after the fault) whose median result latency is back
+  within :data:`RECOVERY_TOLERANCE` of the baseline, the median of the per-window medians of the measured windows
+  that ended and were answered before the fault (all earlier windows if none was measured yet) — measured to
+  that window's end + its median latency, i.e. when its results were typically visible;
+- **peak latency**: the largest result latency of a pair whose window ends in the fault's span (which starts one
+  window before the fault: the window in progress when it struck is often the slowest);
+- **missing, wrong, duplicated pairs and duplicate records** among windows ending in
+  ``[fault − window size, recovery end + window size]`` (to the end of the run if latency never recovered).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import EngineError
+from harness.infra.isolation import children_on
+
+if TYPE_CHECKING:  # the pure figures below need none of these
+    from harness.engines.base import Engine
+    from harness.kafka.service import KafkaEndpoint
+    from harness.scenario import Fault, KillWorker
+
+RECOVERY_TOLERANCE = 0.10
+"""Latency counts as recovered when a window's median is at most this fraction above the pre-fault median."""
+RECOVERY_POLL_S = 0.5
+"""How often the injector asks the engine whether it has recovered from a ``kill-worker`` fault."""
+OUTPUT_LINES = 20
+"""Last lines of a fault command's output kept in its record (all of it goes to ``faults.log``)."""
+
+
+# --------------------------------------------------------------------------------------------- injection
+@dataclass
+class FaultRecord:
+    """What happened to one fault of the scenario in one engine × repetition (epoch ms unless noted)."""
+
+    kind: str
+    at_ms: int
+    """Offset from the load start, as in the scenario."""
+    downtime_ms: int
+    """As in the scenario: how long the engine or broker stays down before it is started again."""
+    injected_at_ms: int | None = None
+    """When the kill (or the broker stop) was issued; None if the fault was never injected."""
+    restarted_at_ms: int | None = None
+    """When the restart began (injected_at_ms + downtime, plus the time the stop took)."""
+    recovered_at_ms: int | None = None
+    """When the engine was ready again (or the broker answered); after a ``kill-worker``: when the engine says its
+    job was processing again (:meth:`Engine.recovered_at`). None if it never was, or the engine cannot tell."""
+    error: str | None = None
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    """``kill-worker``: one :class:`CommandRun` (as JSON) per command run, the kill first."""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    """One fault command (``kill_worker.command`` or ``.restart``) as it ran."""
+
+    role: str
+    """``kill`` or ``restart``."""
+    command: str
+    started_at_ms: int
+    """Epoch ms."""
+    seconds: float
+    """How long it ran (to its exit, or to the timeout)."""
+    exit_code: int | None
+    """Its exit status (negative: killed by that signal); None when it was stopped at the timeout."""
+    output: list[str]
+    """The last :data:`OUTPUT_LINES` lines of its stdout and stderr."""
+
+    @property
+    def error(self) -> str | None:
+        """Why the command failed, or None if it exited 0."""
+        if self.exit_code == 0:
+            return None
+        what = f"timed out after {self.seconds:.0f} s" if self.exit_code is None else f"exited {self.exit_code}"
+        tail = " | ".join(self.output[-3:])
+        return f"kill_worker.{'command' if self.role == 'kill' else 'restart'} {what}: {self.command}" + (
+            f" — output: {tail}" if tail else "")
+
+
+def run_command(role: str, command: str, *, timeout_s: float, log_path: Path | None = None,
+                cwd: Path | None = None) -> CommandRun:
+    """Run ``command`` with ``sh -c`` in a session of its own, its output appended to ``log_path`` (a file, not a
+    pipe: a daemon it starts may keep its output open for good), and wait for it at most ``timeout_s``; at the
+    timeout its whole process group is killed. Never raises for the command's own failure: see
+    :attr:`CommandRun.error`."""
+    started_ms = _now_ms()
+    started = time.monotonic()
+    log = Path(log_path) if log_path is not None else Path(os.devnull)
+    with open(log, "ab") as out:
+        out.write(f"\n--- {role} at {started_ms} ms: {command}\n".encode())
+        out.flush()
+        start = out.tell()
+        process = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
+        try:
+            exit_code: int | None = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            exit_code = None
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
+        seconds = time.monotonic() - started
+        out.write(f"--- {role} {'timed out' if exit_code is None else f'exited {exit_code}'} "
+                  f"after {seconds:.2f} s\n".encode())
+    output = _read_from(log, start) if log_path is not None else []
+    return CommandRun(role, command, started_ms, round(seconds, 3), exit_code, output[-OUTPUT_LINES:])
+
+
+def _read_from(path: Path, offset: int) -> list[str]:
+    """The lines of ``path`` from byte ``offset`` up to the command's closing line."""
+    with open(path, "rb") as file:
+        file.seek(offset)
+        lines = file.read().decode(errors="replace").splitlines()
+    return [line for line in lines if not line.startswith("--- ")]
+
+
+class FaultInjector:
+    """Injects ``faults`` into one engine run. Lifecycle, as the runner calls it: :meth:`start` once when the load's
+    start time is known → :meth:`check` instead of ``engine.check()`` while the load runs and drains →
+    :meth:`stop` before the engine is stopped → :meth:`records` into the result. Without faults it only forwards
+    :meth:`check`."""
+
+    def __init__(self, faults: Sequence[Fault], engine: Engine, kafka: KafkaEndpoint, *, restart_timeout_s: float,
+                 message: Callable[[str], None] = lambda text: None, kill_worker: KillWorker | None = None,
+                 log_path: Path | None = None, engine_cpus: frozenset[int] | None = None) -> None:
+        self.faults = list(faults)
+        self.engine_cpus = engine_cpus
+        """``isolation.engine``: a restarted job runs where the first one ran."""
+        self.engine = engine
+        self.kafka = kafka
+        self.restart_timeout_s = restart_timeout_s
+        """Longest wait for the engine to be back after a fault."""
+        self.message = message
+        self.kill_worker = kill_worker
+        """The engine entry's ``kill_worker`` commands (``kill-worker`` faults)."""
+        self.log_path = log_path
+        """Where fault commands' output goes (``faults.log`` in the repetition's work directory)."""
+        self._records = [FaultRecord(f.kind, int(f.at), int(f.downtime)) for f in self.faults]
+        self._busy = threading.Lock()
+        """Held while a fault is in progress: the engine's liveness check is skipped meanwhile."""
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failure: str | None = None
+
+    def start(self, start_epoch_ms: int) -> None:
+        """Schedule every fault at ``start_epoch_ms + at``. Called once, as soon as the load's start is known."""
+        if self._thread is not None or not self.faults:
+            return
+        self._thread = threading.Thread(target=self._run, args=(start_epoch_ms,), name="fault-injector", daemon=True)
+        self._thread.start()
+
+    def check(self) -> None:
+        """``engine.check()`` unless a fault is in progress; raise :class:`EngineError` if a restart failed."""
+        if self._failure is not None:
+            raise EngineError(self._failure)
+        if self._busy.acquire(blocking=False):
+            try:
+                self.engine.check()
+            finally:
+                self._busy.release()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Cancel faults not injected yet and wait for the one in progress (at most ``timeout_s``, default the
+        restart timeout + the longest downtime)."""
+        self._cancel.set()
+        if self._thread is not None:
+            longest = max((f.downtime for f in self.faults), default=0) / 1000
+            self._thread.join(timeout_s if timeout_s is not None else self.restart_timeout_s + longest + 30)
+
+    def records(self) -> list[dict[str, Any]]:
+        """One :class:`FaultRecord` per scenario fault, as JSON."""
+        return [record.to_json() for record in self._records]
+
+    # ------------------------------------------------------------------------------------------- internals
+    def _run(self, start_epoch_ms: int) -> None:
+        for fault, record in zip(self.faults, self._records):
+            wait_s = (start_epoch_ms + fault.at) / 1000 - time.time()
+            if self._cancel.wait(max(wait_s, 0)):
+                return
+            # a kill-worker leaves the engine's own processes alone: its liveness check goes on meanwhile
+            with self._busy if fault.kind != "kill-worker" else contextlib.nullcontext():
+                try:
+                    self._inject(fault, record)
+                except Exception as exc:  # noqa: BLE001 - recorded; the run goes on and says so
+                    record.error = f"{type(exc).__name__}: {exc}"
+                    self._failure = f"fault {fault.kind} at {fault.at} ms: recovery failed: {record.error}"
+                    self.message(self._failure)
+                    if not isinstance(exc, EngineError):
+                        self.message(traceback.format_exc())
+            if record.recovered_at_ms is not None and record.injected_at_ms is not None:
+                self.message(f"fault {fault.kind} at {fault.at / 1000:g} s: back after "
+                             f"{(record.recovered_at_ms - record.injected_at_ms) / 1000:.1f} s")
+
+    def _inject(self, fault: Fault, record: FaultRecord) -> None:
+        if fault.kind == "kill-engine":
+            record.injected_at_ms = _now_ms()
+            self.engine.kill()
+            self._sleep_until(record.injected_at_ms + fault.downtime)
+            if self._cancel.is_set():
+                return
+            record.restarted_at_ms = _now_ms()
+            with children_on(self.engine_cpus):
+                self.engine.restart(self.restart_timeout_s)
+            record.recovered_at_ms = _now_ms()
+        elif fault.kind == "restart-broker":
+            broker = self.kafka.broker
+            if broker is None:
+                raise EngineError("restart-broker needs the embedded broker (kafka.mode: embedded)")
+            record.injected_at_ms = _now_ms()
+            broker.stop()
+            self._sleep_until(record.injected_at_ms + fault.downtime)
+            record.restarted_at_ms = _now_ms()
+            broker.restart()
+            record.recovered_at_ms = _now_ms()
+        elif fault.kind == "kill-worker":
+            self._kill_worker(fault, record)
+        else:
+            record.error = f"{fault.kind} is not implemented: nothing was injected"
+
+    def _kill_worker(self, fault: Fault, record: FaultRecord) -> None:
+        """Kill one worker with the scenario's command, restart it after the downtime if a command says how, then
+        wait (at most the restart timeout) for the engine to say it has recovered."""
+        commands = self.kill_worker
+        if commands is None:
+            raise EngineError("kill-worker needs the engine entry's kill_worker.command (bench validate checks it)")
+        kill = self._command("kill", commands.command, commands.timeout, record)
+        record.injected_at_ms = kill.started_at_ms
+        if kill.error is not None:
+            raise EngineError(f"{kill.error}; nothing may have been killed")
+        self._sleep_until(record.injected_at_ms + fault.downtime)
+        if commands.restart is not None:  # even when the run is ending: the cluster is left with its workers
+            record.restarted_at_ms = _now_ms()
+            restart = self._command("restart", commands.restart, commands.timeout, record)
+            if restart.error is not None:
+                raise EngineError(restart.error)
+        record.recovered_at_ms = self._await_recovery(record.injected_at_ms)
+
+    def _command(self, role: str, command: str, timeout_ms: int, record: FaultRecord) -> CommandRun:
+        run = run_command(role, command, timeout_s=timeout_ms / 1000, log_path=self.log_path,
+                          cwd=None if self.log_path is None else self.log_path.parent)
+        record.commands.append(dataclasses.asdict(run))
+        self.message(f"kill-worker: {role} command {'ok' if run.error is None else 'FAILED'} "
+                     f"after {run.seconds:.1f} s: {command}")
+        return run
+
+    def _await_recovery(self, since_ms: int) -> int | None:
+        """Poll :meth:`Engine.recovered_at` until it answers, the restart timeout passes or the run ends; None if
+        the engine cannot tell or did not recover in time (the results show what the fault cost either way)."""
+        deadline = time.monotonic() + self.restart_timeout_s
+        while not self._cancel.is_set() and time.monotonic() < deadline:
+            try:
+                recovered = self.engine.recovered_at(since_ms)
+            except NotImplementedError:
+                return None
+            except (OSError, ValueError, KeyError):  # an engine's REST endpoint busy restarting: ask again
+                recovered = None
+            if recovered is not None:
+                return recovered
+            self._cancel.wait(RECOVERY_POLL_S)
+        if not self._cancel.is_set():
+            self.message(f"kill-worker: the engine did not report recovery within {self.restart_timeout_s:.0f} s")
+        return None
+
+    def _sleep_until(self, epoch_ms: int) -> None:
+        time.sleep(max(epoch_ms / 1000 - time.time(), 0))
+
+
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# ------------------------------------------------------------------------------------------------ figures
+@dataclass(frozen=True)
+class FaultFigures:
+    """What one fault cost, from the judged pairs (ms; epoch ms for ``*_at_ms`` and the span)."""
+
+    results_gap_ms: int | None
+    """Last result record visible before the fault → first visible after (None: no result on one side)."""
+    recovery_ms: int | None
+    """Fault → results of the first window back within tolerance were visible (None: never recovered)."""
+    baseline_latency_ms: float | None
+    """Median of the per-window median result latencies of windows ending before the fault."""
+    peak_latency_ms: float | None
+    span_from_ms: int
+    span_to_ms: int
+    """Windows ending in [span_from_ms, span_to_ms] are the fault's: they give the counts below."""
+    missing: int
+    wrong: int
+    duplicated_pairs: int
+    duplicate_records: int
+    late_allowed: int = 0
+    """Late (event, window) memberships in the span the engine was allowed to leave out: deliberately late
+    events and on-time ones that arrived late (:mod:`harness.analysis.arrival`), e.g. a backlog flushed after a broker
+    restart. With tumbling windows, events."""
+    late_dropped: int = 0
+    """Of those, the ones the engine did leave out (its answers' shortfall against every event)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def results_gap_ms(visible: np.ndarray, fault_ms: int) -> int | None:
+    """Last visible time before ``fault_ms`` → first at or after it; None when one side has no result."""
+    visible = np.asarray(visible, dtype=np.int64)
+    before, after = visible[visible < fault_ms], visible[visible >= fault_ms]
+    if not len(before) or not len(after):
+        return None
+    return int(after.min() - before.max())
+
+
+def window_latency(pairs: pd.DataFrame) -> pd.Series:
+    """Median result latency per window (indexed by window_end, ascending) over pairs with a latency."""
+    timed = pairs[pairs["result_latency_ms"].notna()]
+    return timed.groupby("window_end")["result_latency_ms"].median().sort_index()
+
+
+def recovery(pairs: pd.DataFrame, fault_ms: int, *, tolerance: float = RECOVERY_TOLERANCE,
+             baseline_from_ms: int | None = None) -> tuple[float | None, int | None]:
+    """(pre-fault median latency, recovery time in ms or None): see the module docstring. The baseline is taken
+    over windows ending in [``baseline_from_ms``, fault) — the measured period, so start-up latencies do not
+    inflate it — or over every window ending before the fault when none ends in that stretch; in both cases
+    only windows typically answered (end + median latency) before the fault. No such window: no baseline, and
+    no recovery time."""
+    medians = window_latency(pairs)
+    # answered before the fault: a window that ended before it but was answered after is part of the disruption
+    before = medians[(medians.index < fault_ms) & (medians.index + medians < fault_ms)]
+    if baseline_from_ms is not None and (before.index >= baseline_from_ms).any():
+        before = before[before.index >= baseline_from_ms]
+    if not len(before):
+        return None, None
+    baseline = float(before.median())
+    after = medians[medians.index >= fault_ms]
+    back = after[after <= baseline * (1 + tolerance)]
+    if not len(back):
+        return baseline, None
+    window_end = int(back.index[0])
+    return baseline, int(window_end + back.iloc[0] - fault_ms)
+
+
+def fault_figures(pairs: pd.DataFrame, visible: np.ndarray, fault_ms: int, *, window_size_ms: int,
+                  tolerance: float = RECOVERY_TOLERANCE, baseline_from_ms: int | None = None) -> FaultFigures:
+    """The figures of a fault injected at ``fault_ms`` from the judged ``pairs`` (harness.analysis.judge.PAIR_COLUMNS)
+    and the visible times of every result record (``visible``, epoch ms); ``baseline_from_ms`` (the warm-up's
+    end) as in :func:`recovery`."""
+    baseline, recovery_ms = recovery(pairs, fault_ms, tolerance=tolerance, baseline_from_ms=baseline_from_ms)
+    last_end = int(pairs["window_end"].max()) if len(pairs) else fault_ms
+    span_from = fault_ms - window_size_ms
+    span_to = fault_ms + recovery_ms + window_size_ms if recovery_ms is not None else last_end
+    span = pairs[(pairs["window_end"] >= span_from) & (pairs["window_end"] <= span_to)]
+    peak = span["result_latency_ms"].max()  # the window in progress at the fault is often the slowest
+    duplicated = span["final_records"] > 1
+    late_allowed, late_dropped = late_memberships(span)
+    return FaultFigures(
+        results_gap_ms=results_gap_ms(visible, fault_ms),
+        recovery_ms=recovery_ms,
+        baseline_latency_ms=baseline,
+        peak_latency_ms=None if pd.isna(peak) else float(peak),
+        span_from_ms=int(span_from),
+        span_to_ms=int(span_to),
+        missing=int((span["status"] == "missing").sum()),
+        wrong=int((span["status"] == "wrong").sum()),
+        duplicated_pairs=int(duplicated.sum()),
+        duplicate_records=int((span.loc[duplicated, "final_records"] - 1).sum()),
+        late_allowed=late_allowed,
+        late_dropped=late_dropped,
+    )
+
+
+def late_memberships(pairs: pd.DataFrame) -> tuple[int, int]:
+    """(late (event, window) memberships the judged ``pairs`` allowed an engine to leave out, those it left
+    out): ``count_max − count_min`` and ``count_max −`` the answer held within the allowed range."""
+    if not {"count_min", "count_max", "got"} <= set(pairs.columns):
+        return 0, 0
+    rows = pairs[pairs["status"] != "extra"]
+    low, high = rows["count_min"], rows["count_max"]
+    counted = rows["got"].fillna(low).clip(low, high)
+    return int((high - low).sum()), int((high - counted).sum())
+
+
+def measured_faults(records: Sequence[dict[str, Any]], pairs: pd.DataFrame, visible: np.ndarray, *,
+                    window_size_ms: int, baseline_from_ms: int | None = None) -> list[dict[str, Any]]:
+    """Each injector record (:meth:`FaultInjector.records`) with its :func:`fault_figures` added (for faults
+    that were injected)."""
+    out = []
+    for record in records:
+        row = dict(record)
+        if record.get("injected_at_ms") is not None:
+            row.update(fault_figures(pairs, visible, int(record["injected_at_ms"]), window_size_ms=window_size_ms,
+                                     baseline_from_ms=baseline_from_ms).to_json())
+        out.append(row)
+    return out
+
+
+__all__ = ["CommandRun", "FaultFigures", "FaultInjector", "FaultRecord", "RECOVERY_TOLERANCE", "fault_figures",
+           "measured_faults", "recovery", "results_gap_ms", "run_command", "window_latency"]
