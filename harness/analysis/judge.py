@@ -27,7 +27,7 @@ collector by kind and never reach here) and the oracle's :class:`~harness.analys
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ import pandas as pd
 
 from harness import workload
 from harness.analysis.oracle import Expected
+from harness.results import Correctness
 from harness.workload import FLUSH_USER, PAIR_KEY
 
 KEY = list(PAIR_KEY)
@@ -57,36 +58,6 @@ PAIR_COLUMNS = (
 
 MAX_PROBLEMS = 20
 """Problem rows kept in the summary (all of them are in pairs.csv.gz)."""
-
-
-@dataclass(frozen=True)
-class Correctness:
-    """The counts of a judgement; (window, user) pairs unless noted. Stored as ``summary.json``'s
-    ``correctness``."""
-
-    expected: int
-    """Pairs that must appear (at least one on-time event)."""
-    exact: int
-    missing: int
-    extra: int
-    """Answers for pairs no event belongs to."""
-    wrong: int
-    wrong_difference_sum: int
-    """Sum of (answer − nearest allowed count) over wrong pairs, events (signed)."""
-    duplicated: int
-    """Pairs whose final count was written more than once."""
-    duplicate_records: int
-    """Surplus records of those pairs."""
-    late_made: int
-    """Events the generator made deliberately late."""
-    late_dropped: float
-    """Late events the engine did not count (events; memberships / windows per event)."""
-    records: int
-    """Result records judged (flush records excluded)."""
-    correct: bool
-    """Nothing missing, wrong or extra (duplicates and dropped late events are allowed)."""
-    problems: list[dict[str, Any]] = field(default_factory=list)
-    """The first :data:`MAX_PROBLEMS` problem rows: kind, user, window, allowed range, count, difference."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,40 +18,16 @@ skipped and named; the verdict is None when none can be evaluated. The report sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
 
 from harness.analysis.stats import trend
+from harness.results import KeepUp
 
 MIN_PROCESSED_RATIO = 0.99
 MAX_LAG_SLOPE_SHARE = 0.01
 MAX_LATENCY_SLOPE = 50.0
 """ms per s."""
-
-
-@dataclass(frozen=True)
-class KeepUp:
-    """The verdict and the figures behind it (``summary.json``'s ``sustained``)."""
-
-    sustained: bool | None
-    """True: every evaluated criterion held; False: one failed (see ``failed``); None: nothing could be judged."""
-    failed: list[str] = field(default_factory=list)
-    """The criteria that failed, each in words with its figures."""
-    skipped: list[str] = field(default_factory=list)
-    """The criteria that could not be evaluated, with the reason."""
-    processed_ratio: float | None = None
-    """Engine processed rate / achieved rate over the measured period."""
-    lag_slope_per_s: float | None = None
-    """Fitted input-lag growth, records per s."""
-    lag_threshold_per_s: float | None = None
-    latency_slope_ms_per_s: float | None = None
-    """Fitted result-latency growth per s of event time."""
-    latency_growth_ms: float | None = None
-    """Fitted latency at the last measured window − at the first."""
-    windows: int = 0
-    """Measured windows with at least one timed pair."""
 
 
 def judge_keep_up(

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.analysis.keepup import MAX_LATENCY_SLOPE, KeepUp
+from harness.analysis.keepup import MAX_LATENCY_SLOPE
 from harness.run.resources import OTHERS
-from harness.results.model import GeneratorSummary, RepetitionSummary
+from harness.results.model import GeneratorSummary, KeepUp, RepetitionSummary
 
 CATCHING_UP_RATIO = 1.05
 """Processed above this share of the achieved rate over the measured period: the engine was working off a backlog

@@ -5,13 +5,16 @@ fingerprint (:mod:`.fingerprint`). The names below are the package's public surf
 from harness.results.fingerprint import environment_fingerprint
 from harness.results.model import (
     FORMAT_VERSION,
+    Correctness,
     CorrectnessSummary,
     FairnessValue,
     GeneratorSummary,
     InputDelaySummary,
+    KeepUp,
     LatencySummary,
     RepetitionResult,
     RepetitionSummary,
+    ResourceStats,
     Status,
     SustainedSummary,
     ThroughputSummary,
@@ -32,8 +35,9 @@ from harness.results.store import (
 )
 
 __all__ = [
-    "FORMAT_VERSION", "CorrectnessSummary", "FairnessValue", "GeneratorSummary", "InputDelaySummary", "LatencySummary",
-    "LoadedRepetition", "RepetitionResult", "RepetitionSummary", "ResultError", "RunData", "Status",
-    "SustainedSummary", "ThroughputSummary", "Timeline", "create_run_dir", "environment_fingerprint", "load_run",
-    "repetition_dir", "summary_from_json", "to_json", "write_repetition", "write_run_info", "write_run_status",
+    "FORMAT_VERSION", "Correctness", "CorrectnessSummary", "FairnessValue", "GeneratorSummary", "InputDelaySummary",
+    "KeepUp", "LatencySummary", "LoadedRepetition", "RepetitionResult", "RepetitionSummary", "ResourceStats",
+    "ResultError", "RunData", "Status", "SustainedSummary", "ThroughputSummary", "Timeline", "create_run_dir",
+    "environment_fingerprint", "load_run", "repetition_dir", "summary_from_json", "to_json", "write_repetition",
+    "write_run_info", "write_run_status",
 ]

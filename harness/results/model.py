@@ -6,15 +6,15 @@ Format history (``format_version``; the loader upgrades older versions, see :fun
   ``fairness`` values were prose strings; the generator's publish delay used the key ``p99.9``;
   ``throughput.processed_rate_source`` was ``engine`` (Spark: mean of per-batch processedRowsPerSecond) or
   ``output``.
-* **2**: ``sustained`` is the keep-up verdict (:class:`harness.analysis.keepup.KeepUp`: processed ratio, input-lag
+* **2**: ``sustained`` is the keep-up verdict (:class:`KeepUp`: processed ratio, input-lag
   trend, latency slope, the failed criteria in words); ``fairness`` maps each key to ``{value, detail}``
   (value is compared, detail shown); every percentile key is spelled ``p99_9``; the engine's processed rate is
   input rows per second of wall time (``engine input rows``); ``read_committed`` records whether results were
   read as transactional output (latency then uses the visible time, see :mod:`harness.analysis.judge`);
   ``collector`` carries bad records by kind. Added later without a version change (new optional fields with
   defaults; absent means not measured): ``input_delay``, the input topic's append time − intended send time
-  (:mod:`harness.analysis.input_delay`); ``faults``, one entry per injected fault (see :mod:`harness.run.faults`; empty without
-  faults).
+  (:mod:`harness.analysis.input_delay`); ``faults``, one entry per injected fault (see :mod:`harness.run.faults`;
+  empty without faults).
 """
 
 from __future__ import annotations
@@ -32,18 +32,9 @@ import numpy as np
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
-from harness.analysis.judge import Correctness
-from harness.analysis.keepup import KeepUp
-from harness.run.resources import ResourceStats
-
 FORMAT_VERSION = 2
 
 Status = typing.Literal["ok", "failed", "interrupted"]
-
-CorrectnessSummary = Correctness
-"""The judge's counts, stored as they are (one type for the counts)."""
-SustainedSummary = KeepUp
-"""The keep-up verdict, stored as it is."""
 
 
 @dataclass(frozen=True)
@@ -128,8 +119,8 @@ class GeneratorSummary:
 
 @dataclass(frozen=True)
 class InputDelaySummary:
-    """summary.json ``input_delay`` (:mod:`harness.analysis.input_delay`): input append − intended send time over the load
-    events of the measured period (intended at or after the warm-up end), ms."""
+    """summary.json ``input_delay`` (:mod:`harness.analysis.input_delay`): input append − intended send time over
+    the load events of the measured period (intended at or after the warm-up end), ms."""
 
     events: int
     """Load events in the histogram (measured period, non-negative delay)."""
@@ -141,12 +132,93 @@ class InputDelaySummary:
     """p50, p90, p99, p99_9, max, mean (ms)."""
     arrived_late: int | None = None
     """On-time load events (whole run) appended below the contract's watermark (max ts appended before − D): the
-    load path made them late, so the judge allows an engine to drop them (:func:`harness.analysis.input_delay.arrived_late`).
-    None: not measured (results written before this check existed)."""
+    load path made them late, so the judge allows an engine to drop them
+    (:func:`harness.analysis.input_delay.arrived_late`). None: not measured (results written before this check
+    existed)."""
     arrived_late_dropped: int | None = None
     """Of the ``arrived_late`` events, (event, window) memberships the engine did leave out (None: not measured)."""
     arrival_rule: str | None = None
     """The engine's watermark rule that decided ``arrived_late``, in words (:mod:`harness.analysis.arrival`)."""
+
+
+@dataclass(frozen=True)
+class Correctness:
+    """The counts of a judgement; (window, user) pairs unless noted. Stored as ``summary.json``'s
+    ``correctness``; made by the judge (:func:`harness.analysis.judge.judge`)."""
+
+    expected: int
+    """Pairs that must appear (at least one on-time event)."""
+    exact: int
+    missing: int
+    extra: int
+    """Answers for pairs no event belongs to."""
+    wrong: int
+    wrong_difference_sum: int
+    """Sum of (answer − nearest allowed count) over wrong pairs, events (signed)."""
+    duplicated: int
+    """Pairs whose final count was written more than once."""
+    duplicate_records: int
+    """Surplus records of those pairs."""
+    late_made: int
+    """Events the generator made deliberately late."""
+    late_dropped: float
+    """Late events the engine did not count (events; memberships / windows per event)."""
+    records: int
+    """Result records judged (flush records excluded)."""
+    correct: bool
+    """Nothing missing, wrong or extra (duplicates and dropped late events are allowed)."""
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    """The first :data:`harness.analysis.judge.MAX_PROBLEMS` problem rows: kind, user, window, allowed range, count,
+    difference."""
+
+
+CorrectnessSummary = Correctness
+"""The judge's counts, stored as they are (one type for the counts)."""
+
+
+@dataclass(frozen=True)
+class KeepUp:
+    """The verdict and the figures behind it (``summary.json``'s ``sustained``; judged by
+    :func:`harness.analysis.keepup.judge_keep_up`)."""
+
+    sustained: bool | None
+    """True: every evaluated criterion held; False: one failed (see ``failed``); None: nothing could be judged."""
+    failed: list[str] = field(default_factory=list)
+    """The criteria that failed, each in words with its figures."""
+    skipped: list[str] = field(default_factory=list)
+    """The criteria that could not be evaluated, with the reason."""
+    processed_ratio: float | None = None
+    """Engine processed rate / achieved rate over the measured period."""
+    lag_slope_per_s: float | None = None
+    """Fitted input-lag growth, records per s."""
+    lag_threshold_per_s: float | None = None
+    latency_slope_ms_per_s: float | None = None
+    """Fitted result-latency growth per s of event time."""
+    latency_growth_ms: float | None = None
+    """Fitted latency at the last measured window − at the first."""
+    windows: int = 0
+    """Measured windows with at least one timed pair."""
+
+
+SustainedSummary = KeepUp
+"""The keep-up verdict, stored as it is."""
+
+
+@dataclass(frozen=True)
+class ResourceStats:
+    """One component's use over the measured period (``summary.json``'s ``resources``; summarised from
+    resources.csv by :func:`harness.run.resources.summarize`)."""
+
+    cpu_mean_percent: float | None
+    """Mean CPU, % of one core (200 = two cores busy)."""
+    cpu_max_percent: float | None
+    """Highest one-second CPU sample, % of one core."""
+    rss_max_bytes: int | None
+    """Highest resident memory, bytes."""
+    samples: int
+    rss_p99_bytes: int | None = None
+    """99th percentile of the one-second RSS samples, bytes: beside the max, it shows whether the max was a
+    single spike."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +275,8 @@ class RepetitionSummary:
     """The collector's counters at the end (records, flush_records, not_append_time, bad_records, bad_by_kind,
     bad_samples, failed)."""
     read_committed: bool = False
-    """Results were transactional output, read ``read_committed`` (latency = visible time, see harness.analysis.judge)."""
+    """Results were transactional output, read ``read_committed`` (latency = visible time, see
+    harness.analysis.judge)."""
     input_delay: InputDelaySummary | None = None
     """Input append − intended send time over the measured period: the input path's own delay (None when the
     input topic was not read back: results written before this field existed, or the load did not finish)."""

@@ -41,7 +41,6 @@ from typing import Any
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
-from harness.analysis import histograms
 from harness.errors import HarnessError
 from harness.results.model import (
     FORMAT_VERSION,
@@ -144,14 +143,21 @@ def write_repetition(run_dir: Path, result: RepetitionResult) -> Path:
         with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz:
             gz.write(result.pairs.to_csv(index=False, float_format="%.10g").encode())
         write_new(directory / "pairs.csv.gz", buffer.getvalue())
-    write_new(directory / "result-latency.hdr", histograms.encode(result.result_histogram) + "\n")
-    write_new(directory / "event-time-latency.hdr", histograms.encode(result.event_time_histogram) + "\n")
+    write_new(directory / "result-latency.hdr", _histogram_text(result.result_histogram) + "\n")
+    write_new(directory / "event-time-latency.hdr", _histogram_text(result.event_time_histogram) + "\n")
     write_new(directory / "engine-metrics.json", dump_json(result.engine_metrics))
     write_new(directory / "resources.csv", result.resources.to_csv(index=False, float_format="%.6g"))
     if result.generator is not None:
         write_new(directory / "generator.json", dump_json(result.generator))
     write_new(directory / "summary.json", dump_json(dataclasses.asdict(summary)))
     return directory
+
+
+def _histogram_text(histogram: HdrHistogram) -> str:
+    """HdrHistogram's standard compressed base64 form, as the ``.hdr`` files hold it (read by
+    :func:`_read_histogram`; the same form as :func:`harness.analysis.histograms.encode`)."""
+    encoded = histogram.encode()
+    return encoded.decode() if isinstance(encoded, bytes) else str(encoded)
 
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -232,7 +238,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 def _read_histogram(path: Path) -> HdrHistogram:
     text = _read_text(path)
     try:
-        return histograms.decode(text)
+        return HdrHistogram.decode(text.strip().encode())
     except Exception as exc:  # noqa: BLE001 - the decoder raises assorted types on damaged input
         raise ResultError(f"{path}: damaged histogram ({type(exc).__name__})") from None
 

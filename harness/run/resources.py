@@ -16,10 +16,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import pandas as pd
 import psutil
+
+from harness.results import ResourceStats
 
 OTHERS = "other processes"
 """Pseudo-component: CPU used on the machine by processes that are not part of the run (no memory figure)."""
@@ -42,22 +43,6 @@ def process_tree(root: psutil.Process | None) -> list[psutil.Process]:
 def this_process() -> list[psutil.Process]:
     """The harness itself (its own Python process; the generator workers are a component of their own)."""
     return [psutil.Process()]
-
-
-@dataclass(frozen=True)
-class ResourceStats:
-    """One component's use over the measured period."""
-
-    cpu_mean_percent: float | None
-    """Mean CPU, % of one core (200 = two cores busy)."""
-    cpu_max_percent: float | None
-    """Highest one-second CPU sample, % of one core."""
-    rss_max_bytes: int | None
-    """Highest resident memory, bytes."""
-    samples: int
-    rss_p99_bytes: int | None = None
-    """99th percentile of the one-second RSS samples, bytes: beside the max, it shows whether the max was a
-    single spike."""
 
 
 class ResourceSampler:

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from harness import workload
-from harness.analysis.judge import Correctness, judge
+from harness.analysis.judge import judge
 from harness.analysis.oracle import Expected, expected_counts
+from harness.results import Correctness
 
 TUMBLING = workload.Windows(size_ms=10, slide_ms=10, watermark_delay_ms=2)
 HOPPING = workload.Windows(size_ms=10, slide_ms=5, watermark_delay_ms=2)

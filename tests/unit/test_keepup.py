@@ -76,7 +76,8 @@ def test_a_repetition_that_shared_the_cpus_says_so() -> None:
     from tests.unit.test_results import make_result
 
     from harness.analysis import verdicts
-    from harness.run.resources import OTHERS, ResourceStats
+    from harness.results import ResourceStats
+    from harness.run.resources import OTHERS
 
     summary = make_result("spark").summary
 
