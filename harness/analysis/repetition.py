@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.run import faults as fault_figures
-from harness.analysis import histograms
+from harness.analysis import fault_figures, histograms
 from harness.analysis import verdicts
 from harness.engines.base import normalise_fairness
 from harness.analysis.arrival import WatermarkRule
@@ -228,7 +227,7 @@ def _span_generator(gen: GeneratorResult, span: Span, scenario: Scenario) -> Gen
 
 
 def _faults(inputs: RepetitionInputs, records: pd.DataFrame, pairs: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each injected fault with its figures (:func:`harness.run.faults.measured_faults`)."""
+    """Each injected fault with its figures (:func:`harness.analysis.fault_figures.measured_faults`)."""
     if not inputs.faults:
         return []
     recs = ordered(records)
