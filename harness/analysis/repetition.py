@@ -22,14 +22,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.run import faults as fault_figures
-from harness.analysis import histograms
+from harness.analysis import fault_figures, histograms
 from harness.analysis import verdicts
 from harness.engines.base import normalise_fairness
 from harness.analysis.arrival import WatermarkRule
 from harness.analysis.input_delay import InputAppendTimes, arrived_late, summarize_input_delay
 from harness.analysis.judge import Judgement, empty_records, judge, ordered, visible_ms
-from harness.analysis.keepup import judge_keep_up
+from harness.analysis.keepup import KeepUp, judge_keep_up
 from harness.loadgen import GeneratorResult
 from harness.loadgen.schedule import RateSchedule
 from harness.analysis.oracle import Expected
@@ -92,30 +91,17 @@ class RepetitionInputs:
 
 def analyse(inputs: RepetitionInputs) -> RepetitionResult:
     """The result of one engine × repetition (see the module docstring)."""
-    scenario, timeline = inputs.scenario, inputs.timeline
-    window = scenario.window
+    timeline, window = inputs.timeline, inputs.scenario.window
     records = inputs.records if len(inputs.records) else empty_records()
-    expected = inputs.expected if inputs.expected is not None else _no_expectation(window.size // window.slide_ms)
-    as_intended = expected
-    expected = _allowing_arrived_late(inputs, expected)
-    judgement = judge(records, expected, read_committed=inputs.read_committed)
+    as_intended, expected, judgement = _judged(inputs, records)
     pairs = judgement.pairs
-    measured = is_measured(pairs["window_end"].to_numpy(), warmup_end_ms=timeline.warmup_end_ms,
-                           load_end_ms=timeline.load_end_ms, watermark_delay_ms=window.watermark_delay)
-    timed = measured & pairs["result_latency_ms"].notna().to_numpy()
+    measured, timed = _measured(inputs, pairs)
     result_hist = histograms.record(pairs.loc[timed, "result_latency_ms"].to_numpy())
     event_hist = histograms.record(pairs.loc[timed, "event_time_latency_ms"].to_numpy())
 
     series, in_period = _series(inputs, records, pairs, measured)
     throughput = _throughput(inputs, series, in_period)
-    keep_up = judge_keep_up(
-        processed_rate=throughput.processed_rate_engine,
-        achieved_rate=throughput.achieved_rate,
-        lag=series["input_lag"].to_numpy(dtype=float)[in_period],
-        window_end=pairs.loc[timed, "window_end"].to_numpy(),
-        latency_ms=pairs.loc[timed, "result_latency_ms"].to_numpy(),
-        slide_ms=window.slide_ms,
-    )
+    keep_up = _keep_up(inputs, throughput, series, in_period, pairs.loc[timed])
     generator = _generator_summary(inputs.generator)
     collector = _collector_counters(inputs.collector, records)
     invalid = verdicts.invalid_reasons(status=inputs.status, error=inputs.error, generator=generator,
@@ -162,6 +148,36 @@ def analyse(inputs: RepetitionInputs) -> RepetitionResult:
         generator=to_json(inputs.generator.to_json()) if inputs.generator is not None else None,
     )
 
+
+
+def _judged(inputs: RepetitionInputs, records: pd.DataFrame) -> tuple[Expected, Expected, Judgement]:
+    """The expected pairs as intended, the same allowing the events that arrived late, and the answers judged
+    against the latter."""
+    window = inputs.scenario.window
+    as_intended = inputs.expected if inputs.expected is not None else _no_expectation(window.size // window.slide_ms)
+    expected = _allowing_arrived_late(inputs, as_intended)
+    return as_intended, expected, judge(records, expected, read_committed=inputs.read_committed)
+
+
+def _measured(inputs: RepetitionInputs, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Masks over the judged pairs: the measured windows, and those of them with a result latency."""
+    timeline, window = inputs.timeline, inputs.scenario.window
+    measured = is_measured(pairs["window_end"].to_numpy(), warmup_end_ms=timeline.warmup_end_ms,
+                           load_end_ms=timeline.load_end_ms, watermark_delay_ms=window.watermark_delay)
+    return measured, measured & pairs["result_latency_ms"].notna().to_numpy()
+
+
+def _keep_up(inputs: RepetitionInputs, throughput: ThroughputSummary, series: pd.DataFrame, in_period: np.ndarray,
+             timed: pd.DataFrame) -> KeepUp:
+    """The keep-up verdict over the measured seconds and the measured pairs with a latency (``timed``)."""
+    return judge_keep_up(
+        processed_rate=throughput.processed_rate_engine,
+        achieved_rate=throughput.achieved_rate,
+        lag=series["input_lag"].to_numpy(dtype=float)[in_period],
+        window_end=timed["window_end"].to_numpy(),
+        latency_ms=timed["result_latency_ms"].to_numpy(),
+        slide_ms=inputs.scenario.window.slide_ms,
+    )
 
 # ------------------------------------------------------------------------------------------ one span of a run
 @dataclass(frozen=True)
@@ -228,7 +244,7 @@ def _span_generator(gen: GeneratorResult, span: Span, scenario: Scenario) -> Gen
 
 
 def _faults(inputs: RepetitionInputs, records: pd.DataFrame, pairs: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each injected fault with its figures (:func:`harness.run.faults.measured_faults`)."""
+    """Each injected fault with its figures (:func:`harness.analysis.fault_figures.measured_faults`)."""
     if not inputs.faults:
         return []
     recs = ordered(records)

@@ -167,13 +167,14 @@ def test_bench_run_hands_a_scenarios_faults_to_every_engine_run(tmp_path: Path, 
 
     from click.testing import CliRunner
 
+    import harness.run.engine_run
     import harness.run.runner
     from harness.cli import cli
     from harness.kafka.service import KafkaEndpoint
 
     seen: list[tuple[str, list[tuple[str, int, int]]]] = []
 
-    def fake_engine_run(self: harness.run.runner._EngineRun) -> str:
+    def fake_engine_run(self: harness.run.engine_run.EngineRun) -> str:
         seen.append((self.label, [(f.kind, f.at, f.downtime) for f in self.scenario.faults]))
         return "ok"
 
@@ -181,7 +182,7 @@ def test_bench_run_hands_a_scenarios_faults_to_every_engine_run(tmp_path: Path, 
     def no_broker(config, work_dir):  # type: ignore[no-untyped-def]
         yield KafkaEndpoint(bootstrap="127.0.0.1:1", mode="external")
 
-    monkeypatch.setattr(harness.run.runner._EngineRun, "run", fake_engine_run)
+    monkeypatch.setattr(harness.run.engine_run.EngineRun, "run", fake_engine_run)
     monkeypatch.setattr(harness.run.runner, "kafka_service", no_broker)
     monkeypatch.setattr(harness.run.runner.jvm, "classpath", lambda name: [])
     scenario = tmp_path / "faults.yaml"

@@ -13,8 +13,9 @@ import pandas as pd
 import psutil
 import pytest
 
+from harness.analysis.fault_figures import fault_figures, recovery, results_gap_ms, window_latency
 from harness.errors import EngineError
-from harness.run.faults import FaultInjector, fault_figures, recovery, results_gap_ms, run_command, window_latency
+from harness.run.faults import FaultInjector, run_command
 from harness.scenario import Fault, KillWorker
 
 W = 1_000  # window size = slide, ms

@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from harness.run import collector
-from harness.run.collector import (
+from harness.run.collector import LiveCollector
+from harness.run.records import (
     BAD_KINDS,
     BAD_SAMPLE_BYTES,
     BAD_SAMPLES,
     MAX_RESULT_INT,
-    LiveCollector,
     classify_record,
     parse_batch,
     sample_value,
