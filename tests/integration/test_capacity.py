@@ -23,7 +23,7 @@ CAPACITY = 3300
 """Events/s the throttled engine can consume (its token bucket); the generator drives 4,000/s with ease."""
 
 
-def known_capacity_scenario(path: Path) -> Path:
+def known_capacity_scenario(path: Path, bootstrap: str) -> Path:
     """25 s trials on 5 s windows (3 measured windows after a 5 s warm-up), starting at about C / 2 so the search
     needs few trials: 2000, 4000 (fails), then bisection."""
     scenario = {
@@ -31,7 +31,7 @@ def known_capacity_scenario(path: Path) -> Path:
         "duration": "25s", "warmup": "5s", "seed": 3,
         "load": {"rate": "2k", "users": 200, "payload_size": 100},
         "window": {"size": "5s", "watermark_delay": "2s"},
-        "kafka": {"partitions": 2},
+        "kafka": {"mode": "external", "bootstrap": bootstrap, "partitions": 2},  # the session's shared broker
         "engines": [{"engine": "tests.engines:KnownTruthEngine", "label": "capped",
                      "settings": {"capacity": CAPACITY}}],
         "capacity": {"start": 2000, "precision": "5%", "trial": {"duration": "25s", "warmup": "5s"},
@@ -41,8 +41,9 @@ def known_capacity_scenario(path: Path) -> Path:
     return path
 
 
-def test_the_throttled_engine_is_found_within_5_percent_of_its_known_capacity(tmp_path: Path) -> None:
-    scenario = known_capacity_scenario(tmp_path / "known.yaml")
+def test_the_throttled_engine_is_found_within_5_percent_of_its_known_capacity(kafka_broker: str,
+                                                                              tmp_path: Path) -> None:
+    scenario = known_capacity_scenario(tmp_path / "known.yaml", kafka_broker)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([str(BENCH), "capacity", str(scenario), "--out", str(tmp_path / "out")], cwd=ROOT,
                           capture_output=True, text=True, timeout=900, env=env)
@@ -71,10 +72,11 @@ def test_the_throttled_engine_is_found_within_5_percent_of_its_known_capacity(tm
     assert same.returncode == 0 and "no detectable change" in same.stdout, same.stdout + same.stderr
 
 
-def test_stepped_trials_find_the_throttled_engine_within_5_percent_with_one_engine_per_run(tmp_path: Path) -> None:
+def test_stepped_trials_find_the_throttled_engine_within_5_percent_with_one_engine_per_run(kafka_broker: str,
+                                                                                          tmp_path: Path) -> None:
     """The same engine and capacity block with ``capacity.trials: stepped``: one broker and engine per run, every
     step judged like a trial; the climb's run ends early, soon after its first failing step."""
-    scenario = known_capacity_scenario(tmp_path / "known.yaml")
+    scenario = known_capacity_scenario(tmp_path / "known.yaml", kafka_broker)
     data = yaml.safe_load(scenario.read_text())
     data["capacity"]["trials"] = "stepped"
     scenario.write_text(yaml.safe_dump(data))

@@ -31,9 +31,13 @@ BROKER = {"at": "8s", "kind": "restart-broker", "downtime": "2s"}
 
 
 def scenario(engines: list[Any], faults: list[dict[str, str]], *, drain_timeout: str = "90s",
-             duration: str = "20s") -> Any:
+             duration: str = "20s", bootstrap: str | None = None) -> Any:
     """20 s (unless told) at 1k events/s over 100 users, 2 s windows with 1 s watermark delay, measured from 4 s
-    on."""
+    on; on the session's shared broker when ``bootstrap`` is given (every fault but a broker restart), else on a
+    broker of the run's own."""
+    kafka: dict[str, Any] = {"partitions": 2}
+    if bootstrap is not None:
+        kafka.update(mode="external", bootstrap=bootstrap)
     return parse_scenario({
         "name": "faults-test",
         "duration": duration,
@@ -42,7 +46,7 @@ def scenario(engines: list[Any], faults: list[dict[str, str]], *, drain_timeout:
         "seed": 7,
         "load": {"rate": "1k", "users": 100, "distribution": "uniform"},
         "window": {"size": "2s", "watermark_delay": "1s"},
-        "kafka": {"partitions": 2},
+        "kafka": kafka,
         "engines": engines,
         "faults": faults,
     })
@@ -150,7 +154,7 @@ def assert_duplicates_counted_and_shown(run_dir: Path, result: dict[str, Any], f
     assert f"| {whole} | at-least-once |" in report
 
 
-def test_calibration_killed_and_restarted_is_counted_around_the_fault(tmp_path: Path) -> None:
+def test_calibration_killed_and_restarted_is_counted_around_the_fault(kafka_broker: str, tmp_path: Path) -> None:
     """The calibration job keeps no checkpoint: restarted, it reads the input topic again from the beginning and
     answers windows again (duplicates). Its watermark is the smallest over the partitions *that have delivered a
     record*: the first partition read after the restart delivers its whole backlog before the other delivers any,
@@ -158,7 +162,8 @@ def test_calibration_killed_and_restarted_is_counted_around_the_fault(tmp_path: 
     per-partition watermark came in: 48 pairs missing in the window of the kill, 52 answered twice). Asserted:
     what a restart without checkpoint must show — problems around the fault, counted there and in the whole
     run — and the report's verdict matching the counts."""
-    run_dir = run(tmp_path, ["calibration"], [KILL], drain_timeout="8s")  # missing pairs never come
+    run_dir = run(tmp_path, ["calibration"], [KILL], drain_timeout="8s",  # missing pairs never come
+                  bootstrap=kafka_broker)
     result = summary(run_dir, "calibration")
     correctness = result["correctness"]
     fault = the_fault(result)
@@ -175,13 +180,13 @@ def test_calibration_killed_and_restarted_is_counted_around_the_fault(tmp_path: 
         assert f"at-least-once: every answer exact, {correctness['duplicate_records']:,} duplicate records" in report
 
 
-def test_spark_killed_resumes_from_its_checkpoint_with_exact_answers(tmp_path: Path) -> None:
+def test_spark_killed_resumes_from_its_checkpoint_with_exact_answers(kafka_broker: str, tmp_path: Path) -> None:
     """Spark restarted on the same checkpoint location resumes from its last committed offsets and state: its
     micro-batch ids go on from the checkpoint (a fresh query would start again at batch 0), every answer exact,
     nothing missing; a micro-batch whose output was written but not committed is written again (the Kafka sink
     is at-least-once), which the judge counts as duplicates and the report shows. The fault comes later than for
     the other engines: Spark's first micro-batches take several seconds each on a loaded 2-core machine."""
-    run_dir = run(tmp_path, ["spark"], [{**KILL, "at": "16s"}], duration="30s")
+    run_dir = run(tmp_path, ["spark"], [{**KILL, "at": "16s"}], duration="30s", bootstrap=kafka_broker)
     result = summary(run_dir, "spark")
     assert result["fairness"]["delivery"]["value"] == "at-least-once"
     fault = the_fault(result)
@@ -191,14 +196,14 @@ def test_spark_killed_resumes_from_its_checkpoint_with_exact_answers(tmp_path: P
     assert len(batches) >= 2 and batches == sorted(set(batches)), batches
 
 
-def test_flink_killed_resumes_from_its_retained_checkpoint(tmp_path: Path) -> None:
+def test_flink_killed_resumes_from_its_retained_checkpoint(kafka_broker: str, tmp_path: Path) -> None:
     """Flink at-least-once and exactly-once, each killed and resubmitted from its latest retained checkpoint.
     At-least-once: every answer exact, duplicates counted. Exactly-once (Kafka transactions, read read_committed):
     every pair answered exactly once — no duplicate record, nothing missing or wrong."""
     engines = [{"engine": "flink", "settings": {"checkpoint_interval": "2s"}},
                {"engine": "flink", "label": "flink-eo",
                 "settings": {"delivery": "exactly-once", "checkpoint_interval": "2s"}}]
-    run_dir = run(tmp_path, engines, [KILL])
+    run_dir = run(tmp_path, engines, [KILL], bootstrap=kafka_broker)
     at_least_once = summary(run_dir, "flink")
     fault = the_fault(at_least_once)
     assert_duplicates_counted_and_shown(run_dir, at_least_once, fault)

@@ -28,12 +28,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ENGINE = "tests.engines:KnownTruthEngine"
 
 
-def run(tmp_path: Path, engines: list[dict[str, Any]], *, rate: str = "2k", duration: str = "30s",
-        drain_timeout: str = "2m") -> Path:
+def run(tmp_path: Path, bootstrap: str, engines: list[dict[str, Any]], *, rate: str = "2k",
+        duration: str = "30s", warmup: str = "10s", drain_timeout: str = "2m") -> Path:
+    """One run of ``engines`` (one after another) on the session's shared broker."""
     scenario = parse_scenario({
-        "name": "verdict", "duration": duration, "warmup": "10s", "drain_timeout": drain_timeout, "seed": 3,
+        "name": "verdict", "duration": duration, "warmup": warmup, "drain_timeout": drain_timeout, "seed": 3,
         "load": {"rate": rate, "users": 100, "disorder": {"fraction": 0.1, "max_delay": "500ms"}},
-        "window": {"size": "4s", "watermark_delay": "1s"}, "kafka": {"partitions": 2}, "engines": engines,
+        "window": {"size": "4s", "watermark_delay": "1s"},
+        "kafka": {"mode": "external", "bootstrap": bootstrap, "partitions": 2}, "engines": engines,
     })
     outcome = run_scenario(scenario, tmp_path / "results")
     assert outcome.status == "complete", outcome.failures
@@ -53,14 +55,29 @@ def assert_valid_but_for_the_generators_timing(summary: RepetitionSummary) -> No
         warnings.warn(f"{summary.engine}: {summary.invalid_reasons[0]}", stacklevel=2)
 
 
-def test_known_capacity_is_sustained_at_80_percent_and_not_at_110_percent(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def known_truth_run(kafka_broker: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run of the four known-truth engines whose verdicts share a rate (2k/s, 20 s, 6 s warm-up: at least
+    three measured 4 s windows, five in all): transactional and plain output, malformed records, wrong answers.
+    The drain deadline is long (5 min) so the wrong engine's early end is its own doing."""
+    engines = [{"engine": ENGINE, "label": "txn", "settings": {"transactional": True, "commit_delay_ms": 2_000}},
+               {"engine": ENGINE, "label": "plain"},
+               {"engine": ENGINE, "label": "garbage", "settings": {"malformed": list(MALFORMED_KINDS)}},
+               {"engine": ENGINE, "label": "liar", "settings": {"wrong_every": 7}}]
+    return run(tmp_path_factory.mktemp("verdicts"), kafka_broker, engines, duration="20s", warmup="6s",
+               drain_timeout="5m")
+
+
+def test_known_capacity_is_sustained_at_80_percent_and_not_at_110_percent(kafka_broker: str, tmp_path: Path) -> None:
     capacity = 4_000
-    below = summary_of(run(tmp_path / "a", [{"engine": ENGINE, "label": "capped", "settings": {"capacity": capacity}}],
+    below = summary_of(run(tmp_path / "a", kafka_broker,
+                           [{"engine": ENGINE, "label": "capped", "settings": {"capacity": capacity}}],
                            rate="3200"), "capped")
     assert_valid_but_for_the_generators_timing(below)
     assert below.sustained.sustained is True, below.sustained
     assert below.correctness is not None and below.correctness.correct
-    above = summary_of(run(tmp_path / "b", [{"engine": ENGINE, "label": "capped", "settings": {"capacity": capacity}}],
+    above = summary_of(run(tmp_path / "b", kafka_broker,
+                           [{"engine": ENGINE, "label": "capped", "settings": {"capacity": capacity}}],
                            rate="4400"), "capped")
     assert_valid_but_for_the_generators_timing(above)
     assert above.sustained.sustained is False
@@ -72,10 +89,8 @@ def test_known_capacity_is_sustained_at_80_percent_and_not_at_110_percent(tmp_pa
     assert any(w.startswith("not sustained at this rate: processed:") for w in above.warnings)
 
 
-def test_transactional_output_is_timed_at_its_commit(tmp_path: Path) -> None:
-    settings = {"transactional": True, "commit_delay_ms": 2_000}
-    run_dir = run(tmp_path, [{"engine": ENGINE, "label": "txn", "settings": settings},
-                             {"engine": ENGINE, "label": "plain"}])
+def test_transactional_output_is_timed_at_its_commit(known_truth_run: Path) -> None:
+    run_dir = known_truth_run
     txn, plain = summary_of(run_dir, "txn"), summary_of(run_dir, "plain")
     assert txn.read_committed and not plain.read_committed
     assert txn.correctness is not None and txn.correctness.correct and txn.correctness.duplicated == 0
@@ -99,10 +114,8 @@ def test_transactional_output_is_timed_at_its_commit(tmp_path: Path) -> None:
     assert error.between(-100, 500).all(), error.describe()
 
 
-def test_malformed_records_are_counted_by_kind_and_the_genuine_ones_judged(tmp_path: Path) -> None:
-    kinds = list(MALFORMED_KINDS)
-    run_dir = run(tmp_path, [{"engine": ENGINE, "label": "garbage", "settings": {"malformed": kinds}}])
-    s = summary_of(run_dir, "garbage")
+def test_malformed_records_are_counted_by_kind_and_the_genuine_ones_judged(known_truth_run: Path) -> None:
+    s = summary_of(known_truth_run, "garbage")
     assert_valid_but_for_the_generators_timing(s)
     assert s.correctness is not None and s.correctness.correct, s.correctness
     assert s.collector["bad_records"] > 0 and not s.collector.get("failed")
@@ -111,9 +124,8 @@ def test_malformed_records_are_counted_by_kind_and_the_genuine_ones_judged(tmp_p
     assert any("were not valid result records" in w for w in s.warnings)
 
 
-def test_a_wrong_engine_is_judged_wrong_without_waiting_out_the_drain(tmp_path: Path) -> None:
-    run_dir = run(tmp_path, [{"engine": ENGINE, "label": "liar", "settings": {"wrong_every": 7}}],
-                  drain_timeout="5m")
+def test_a_wrong_engine_is_judged_wrong_without_waiting_out_the_drain(known_truth_run: Path) -> None:
+    run_dir = known_truth_run
     s = summary_of(run_dir, "liar")
     assert s.correctness is not None and not s.correctness.correct
     assert s.correctness.wrong > 0 and s.correctness.missing == 0
