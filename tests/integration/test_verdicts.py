@@ -1,7 +1,9 @@
 """Every verdict proved with an engine whose truth is known, end to end through the real broker and collector.
 
 The engine is the calibration job with its knobs switched on (tests/engines.py): a known capacity, transactional
-output committed a known delay after it was written, malformed records beside genuine ones, wrong answers.
+output committed a known delay after it was written, malformed records beside genuine ones, wrong answers. All
+but the capacity runs (two rates of their own) read the session's shared known-truth run
+(tests/integration/known_truth_run.py).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import pandas as pd
 import pytest
 
 from harness.run.collector import VISIBILITY_ERROR_MS
-from harness.engines.jobs.python_count_job import MALFORMED_KINDS
 from harness.results import RepetitionSummary, load_run
 from harness.run.runner import run_scenario
 from harness.scenario import parse_scenario
+from tests.integration.known_truth_run import COMMIT_DELAY_MS, KnownTruthRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -55,19 +57,6 @@ def assert_valid_but_for_the_generators_timing(summary: RepetitionSummary) -> No
         warnings.warn(f"{summary.engine}: {summary.invalid_reasons[0]}", stacklevel=2)
 
 
-@pytest.fixture(scope="module")
-def known_truth_run(kafka_broker: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One run of the four known-truth engines whose verdicts share a rate (2k/s, 20 s, 6 s warm-up: at least
-    three measured 4 s windows, five in all): transactional and plain output, malformed records, wrong answers.
-    The drain deadline is long (5 min) so the wrong engine's early end is its own doing."""
-    engines = [{"engine": ENGINE, "label": "txn", "settings": {"transactional": True, "commit_delay_ms": 2_000}},
-               {"engine": ENGINE, "label": "plain"},
-               {"engine": ENGINE, "label": "garbage", "settings": {"malformed": list(MALFORMED_KINDS)}},
-               {"engine": ENGINE, "label": "liar", "settings": {"wrong_every": 7}}]
-    return run(tmp_path_factory.mktemp("verdicts"), kafka_broker, engines, duration="20s", warmup="6s",
-               drain_timeout="5m")
-
-
 def test_known_capacity_is_sustained_at_80_percent_and_not_at_110_percent(kafka_broker: str, tmp_path: Path) -> None:
     capacity = 4_000
     below = summary_of(run(tmp_path / "a", kafka_broker,
@@ -89,13 +78,14 @@ def test_known_capacity_is_sustained_at_80_percent_and_not_at_110_percent(kafka_
     assert any(w.startswith("not sustained at this rate: processed:") for w in above.warnings)
 
 
-def test_transactional_output_is_timed_at_its_commit(known_truth_run: Path) -> None:
-    run_dir = known_truth_run
-    txn, plain = summary_of(run_dir, "txn"), summary_of(run_dir, "plain")
+def test_transactional_output_is_timed_at_its_commit(known_truth: KnownTruthRun) -> None:
+    """The transactional engine of the shared known-truth run beside the calibration engine's plain output."""
+    run_dir = known_truth.run_dir
+    txn, plain = summary_of(run_dir, "txn"), summary_of(run_dir, "calibration")
     assert txn.read_committed and not plain.read_committed
     assert txn.correctness is not None and txn.correctness.correct and txn.correctness.duplicated == 0
     # the results were appended about when plain output is, but readable only 2 s later, at the commit
-    assert txn.result_latency.p50_ms > plain.result_latency.p50_ms + 1_500
+    assert txn.result_latency.p50_ms > plain.result_latency.p50_ms + COMMIT_DELAY_MS - 500
     rep = run_dir / "txn" / "rep-1"
     commits = [json.loads(line) for line in (rep / "work" / "python-count-transactions.jsonl").read_text().splitlines()]
     commit_by_window = {c["window_start"]: c["commit_ms"] for c in commits}
@@ -114,8 +104,8 @@ def test_transactional_output_is_timed_at_its_commit(known_truth_run: Path) -> N
     assert error.between(-100, 500).all(), error.describe()
 
 
-def test_malformed_records_are_counted_by_kind_and_the_genuine_ones_judged(known_truth_run: Path) -> None:
-    s = summary_of(known_truth_run, "garbage")
+def test_malformed_records_are_counted_by_kind_and_the_genuine_ones_judged(known_truth: KnownTruthRun) -> None:
+    s = summary_of(known_truth.run_dir, "garbage")
     assert_valid_but_for_the_generators_timing(s)
     assert s.correctness is not None and s.correctness.correct, s.correctness
     assert s.collector["bad_records"] > 0 and not s.collector.get("failed")
@@ -124,8 +114,9 @@ def test_malformed_records_are_counted_by_kind_and_the_genuine_ones_judged(known
     assert any("were not valid result records" in w for w in s.warnings)
 
 
-def test_a_wrong_engine_is_judged_wrong_without_waiting_out_the_drain(known_truth_run: Path) -> None:
-    run_dir = known_truth_run
+def test_a_wrong_engine_is_judged_wrong_without_waiting_out_the_drain(known_truth: KnownTruthRun) -> None:
+    """The wrong engine runs last in the shared run, whose drain deadline is 5 min."""
+    run_dir = known_truth.run_dir
     s = summary_of(run_dir, "liar")
     assert s.correctness is not None and not s.correctness.correct
     assert s.correctness.wrong > 0 and s.correctness.missing == 0
