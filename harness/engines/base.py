@@ -201,9 +201,8 @@ class Engine(ABC):
             sparser where the engine only learns the count in steps, e.g. once per micro-batch). ``rows`` never
             decreases. The harness takes the engine's processed rate as Δrows/Δt over the measured span and its
             input lag as records sent − rows consumed, the same way for every engine.
-        ``processed_series``
-            ``[{"t_ms": int, "processed": float}, ...]``: the engine's own processing rate in input rows/s at
-            ``t_ms`` (kept for older reports; derive new figures from ``input_rows``).
+
+        Any other key is kept with the result (``engine-metrics.json``) for the reader but not analysed.
         """
         return {}
 

@@ -372,7 +372,7 @@ class FlinkEngine(ProcessEngine):
 
     def metrics(self) -> dict[str, Any]:
         """One more snapshot from the REST endpoint (if the job answers), all snapshots so far, and the
-        ``input_rows`` samples (see :meth:`Engine.metrics`) with ``processed_series`` derived from them."""
+        ``input_rows`` samples (see :meth:`Engine.metrics`)."""
         if self.rest is not None and self.process is not None and self.process.alive() and not self.stopped:
             try:
                 if self.job_id is None and self._find_job() is None:
@@ -383,15 +383,13 @@ class FlinkEngine(ProcessEngine):
                 snapshot = {"time": time.time(), "error": f"{type(exc).__name__}: {exc}"}
             self._snapshots.append(snapshot)
             (self.run_dir / METRICS_FILE).write_text(json.dumps(self._snapshots, indent=1))
-        samples = self._input_rows.samples()
         return {
             "job_id": self.job_id,
             "job_name": self.job_name,
             "rest_url": self.rest_url,
             "ready_after_s": self.ready_after_s,
             "leftovers_cancelled": list(self.leftovers_cancelled),
-            "input_rows": samples,
-            "processed_series": processed_series(samples),
+            "input_rows": self._input_rows.samples(),
             "snapshots": list(self._snapshots),
         }
 
@@ -609,16 +607,6 @@ class _Sampler:
         while not self._halt.is_set():
             self.sample()
             self._halt.wait(self._interval)
-
-
-def processed_series(samples: list[dict[str, int]]) -> list[dict[str, float]]:
-    """Input records read per second between consecutive ``input_rows`` samples (Flink's own
-    ``numRecordsInPerSecond`` is a meter averaged over 60 s, which lags a changing rate; counter deltas do not)."""
-    return [
-        {"t_ms": b["t_ms"], "processed": (b["rows"] - a["rows"]) * 1000 / (b["t_ms"] - a["t_ms"])}
-        for a, b in zip(samples, samples[1:])
-        if b["t_ms"] > a["t_ms"]
-    ]
 
 
 def _package_version(name: str) -> str:

@@ -169,8 +169,7 @@ class CalibrationEngine(Engine):
         return rows
 
     def metrics(self) -> dict[str, Any]:
-        """``input_rows``: cumulative input records consumed, about once a second (``{"t_ms", "rows"}``);
-        ``processed_series``: the rate between consecutive samples (``{"t_ms", "processed"}``, rows/s); the job's
+        """``input_rows``: cumulative input records consumed, about once a second (``{"t_ms", "rows"}``); the job's
         late-event, result and bad-input counters at the last sample."""
         samples = self.samples()
         last = samples[-1] if samples else {}
@@ -178,7 +177,6 @@ class CalibrationEngine(Engine):
             "metrics_file": str(self.metrics_path),
             "job_exit_code": None if self._process is None else self._process.returncode,
             "input_rows": cumulative_rows(samples),
-            "processed_series": processed_series(samples),
             "late_dropped": last.get("late_dropped"),
             "results": last.get("results"),
             "bad_input": last.get("bad_input"),
@@ -212,12 +210,3 @@ def cumulative_rows(samples: list[dict[str, Any]]) -> list[dict[str, int]]:
         rows.append({"t_ms": sample["t_ms"], "rows": base + sample["rows"]})
     return rows
 
-
-def processed_series(samples: list[dict[str, Any]]) -> list[dict[str, float]]:
-    """Rows/s between consecutive ``{"t_ms", "rows"}`` samples, stamped at the later one."""
-    series = []
-    for before, after in zip(samples, samples[1:]):
-        seconds = (after["t_ms"] - before["t_ms"]) / 1000
-        if seconds > 0:
-            series.append({"t_ms": after["t_ms"], "processed": (after["rows"] - before["rows"]) / seconds})
-    return series

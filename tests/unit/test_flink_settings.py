@@ -21,7 +21,6 @@ from harness.engines.flink import (
     _Sampler,
     is_leftover,
     job_name_for,
-    processed_series,
 )
 from harness.engines.jobs.flink_sql_job import (
     CLUSTER_RESTART_STRATEGY,
@@ -325,15 +324,9 @@ def test_sampler_thread_samples_until_stopped() -> None:
     assert len(sampler.samples()) == taken
 
 
-def test_processed_series_is_the_counter_delta_per_second() -> None:
-    samples = [{"t_ms": 1_000, "rows": 0}, {"t_ms": 2_000, "rows": 500}, {"t_ms": 2_000, "rows": 600},
-               {"t_ms": 4_000, "rows": 2_600}]
-    assert processed_series(samples) == [{"t_ms": 2_000, "processed": 500.0}, {"t_ms": 4_000, "processed": 1000.0}]
-
-
 def test_metrics_before_start_hold_empty_series(tmp_path: Path) -> None:
     metrics = engine(tmp_path).metrics()
-    assert metrics["input_rows"] == [] and metrics["processed_series"] == [] and metrics["job_id"] is None
+    assert metrics["input_rows"] == [] and metrics["job_id"] is None
 
 
 def test_versions_without_an_instance() -> None:
