@@ -13,15 +13,10 @@ import pytest
 from pydantic import ValidationError
 
 from harness.engines.base import FAIRNESS_KEYS, EngineContext, Setting
-from harness.engines.flink import (
-    FlinkEngine,
-    FlinkPythonEngine,
-    FlinkPythonSettings,
-    FlinkSettings,
-    _Sampler,
-    is_leftover,
-    job_name_for,
-)
+from harness.engines.flink import FlinkEngine, FlinkPythonEngine
+from harness.engines.flink_jobs import is_leftover, job_name_for
+from harness.engines.flink_metrics import CounterSampler
+from harness.engines.flink_settings import FlinkPythonSettings, FlinkSettings
 from harness.engines.jobs.flink_sql_job import (
     CLUSTER_RESTART_STRATEGY,
     job_configuration,
@@ -214,7 +209,7 @@ def test_input_rows_count_on_after_flink_restarted_the_job_but_not_after_a_short
     on from its last sample. A lower sum without a restart (a subtask missing from one answer) is held."""
     reads = iter([100, 250, 120, 300, 5, 40])
     restarts = iter([False, True])
-    sampler = _Sampler(lambda: next(reads), 1.0, lambda: next(restarts))
+    sampler = CounterSampler(lambda: next(reads), 1.0, lambda: next(restarts))
     for _ in range(6):
         sampler.sample()
     assert [row["rows"] for row in sampler.samples()] == [100, 250, 250, 300, 305, 340]
@@ -302,7 +297,7 @@ def test_sampler_keeps_a_non_decreasing_count_and_skips_failed_reads() -> None:
             raise answer
         return answer  # type: ignore[return-value]
 
-    sampler = _Sampler(read, interval=1.0)
+    sampler = CounterSampler(read, interval=1.0)
     for _ in range(5):
         sampler.sample()
     assert [s["rows"] for s in sampler.samples()] == [10, 25, 25]
@@ -312,7 +307,7 @@ def test_sampler_keeps_a_non_decreasing_count_and_skips_failed_reads() -> None:
 
 def test_sampler_thread_samples_until_stopped() -> None:
     counter = iter(range(1_000_000))
-    sampler = _Sampler(lambda: next(counter), interval=0.01)
+    sampler = CounterSampler(lambda: next(counter), interval=0.01)
     sampler.start()
     deadline = time.monotonic() + 30
     while len(sampler.samples()) < 3 and time.monotonic() < deadline:
