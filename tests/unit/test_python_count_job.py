@@ -437,7 +437,7 @@ def test_fairness_names_every_key_and_transactions_switch_delivery(tmp_path: Pat
 
 def test_job_spec_carries_the_knobs_and_side_channel_paths(tmp_path: Path) -> None:
     engine = KnownTruthEngine(KnownTruthSettings(delay_ms=3000), context(tmp_path))
-    settings = engine.job_spec()["settings"]
+    settings = engine.job_spec().settings
     assert settings["delay_ms"] == 3000 and settings["capacity"] is None
     assert settings["metrics_file"] == str(tmp_path / "python-count-metrics.jsonl")
     assert settings["transactional_id"].startswith("bench-python-count-")
