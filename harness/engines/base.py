@@ -32,6 +32,7 @@ import psutil
 from pydantic import BaseModel, ConfigDict
 
 from harness.analysis.arrival import WatermarkRule
+from harness.infra.proc import kill_processes
 from harness.workload import JobSpec
 
 FAIRNESS_KEYS = (
@@ -200,9 +201,8 @@ class Engine(ABC):
             sparser where the engine only learns the count in steps, e.g. once per micro-batch). ``rows`` never
             decreases. The harness takes the engine's processed rate as Δrows/Δt over the measured span and its
             input lag as records sent − rows consumed, the same way for every engine.
-        ``processed_series``
-            ``[{"t_ms": int, "processed": float}, ...]``: the engine's own processing rate in input rows/s at
-            ``t_ms`` (kept for older reports; derive new figures from ``input_rows``).
+
+        Any other key is kept with the result (``engine-metrics.json``) for the reader but not analysed.
         """
         return {}
 
@@ -214,13 +214,7 @@ class Engine(ABC):
         """SIGKILL every process of the job at once, without any last words (a ``kill-engine`` fault, see
         :mod:`harness.run.faults`). Called while the load runs; :meth:`restart` follows. Default: every process of
         :meth:`processes`."""
-        victims = self.processes()
-        for proc in victims:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(victims, timeout=10)
+        kill_processes(self.processes(), wait_s=10)
 
     def restart(self, timeout: float) -> None:
         """Start the same job again after :meth:`kill`, from its last checkpoint where it has one, and return when

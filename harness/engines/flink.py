@@ -15,27 +15,21 @@ Both run their job (``harness/engines/jobs/flink_sql_job.py`` / ``flink_python_j
 Ready means: the job is RUNNING, every task is RUNNING, and the Kafka source reader has registered every input
 partition (its ``KafkaSourceReader.topic.T.partition.P.currentOffset`` metrics exist), so no record sent after
 ``wait_ready`` returns can be missed or read late because the source was still starting. From then until stop a
-background thread samples the source's ``numRecordsIn`` once a second: the ``input_rows`` metric.
+background thread samples the source's ``numRecordsIn`` once a second (:mod:`harness.engines.flink_metrics`): the
+``input_rows`` metric. The settings are in :mod:`harness.engines.flink_settings`; job names, leftovers of earlier
+runs and retained checkpoints in :mod:`harness.engines.flink_jobs`.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
-import re
-import socket
 import sys
-import threading
 import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-import psutil
 import yaml
-from pydantic import BeforeValidator, Field, model_validator
 
 from harness import versions
 
@@ -43,87 +37,23 @@ from harness.infra import jvm
 from harness.analysis.arrival import WatermarkRule
 from harness.infra.distributions import PROJECT_ROOT, flink_home, flink_shipped_config
 from harness.engines.base import EngineContext, EngineSettings, Setting
+from harness.engines.flink_jobs import cancel_leftovers, job_name_for, latest_checkpoint
+from harness.engines.flink_metrics import CounterSampler
 from harness.engines.flink_rest import TERMINAL_STATES, FlinkRest
+from harness.engines.flink_settings import FlinkPythonSettings, FlinkSettings
 from harness.engines.jobs.flink_sql_job import CHECKPOINT_DIR
 from harness.engines.jobs import LOOPBACK
 from harness.engines.process import ProcessEngine
 from harness.errors import EngineError
 from harness.kafka.embedded import free_port
 from harness.infra.proc import ManagedProcess
-from harness.units import Millis
 from harness.units import format_duration_ms
-from harness.workload import JobSpec
 
 METRICS_FILE = "flink-metrics.json"
 """Every metrics snapshot of the run, in the run directory."""
 JOB_LOG = "flink-job.log"
-JOB_NAME_PREFIX = "streambench_"
-"""Every Flink job the harness submits is named ``streambench_<host>_<bench pid>_<run tag>_<nonce>``."""
-_JOB_NAME = re.compile(rf"^{JOB_NAME_PREFIX}(?P<host>[^_]+)_(?P<pid>\d+)_(?P<tag>.*)_(?P<nonce>[0-9a-f]{{6}})$")
 SAMPLE_EVERY_S = 1.0
 """Interval of the ``input_rows`` samples."""
-
-
-def _off_or_duration(value: object) -> object:
-    return None if value in (None, "off", False) else value
-
-
-def _host_port(value: object) -> object:
-    if value is not None and (not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9.\-]+:\d{1,5}", value)):
-        raise ValueError(f"must be host:port of the JobManager's REST endpoint, e.g. flink-jm:8081 (got {value!r})")
-    return value
-
-
-def _address(value: object) -> object:
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9.:\-]+", value.strip()):
-        raise ValueError(f"must be an IP address or host name such as 127.0.0.1 or 0.0.0.0 (got {value!r})")
-    return value.strip()
-
-
-class FlinkSettings(EngineSettings):
-    """Settings of the ``flink`` engine (``engines[].settings`` in a scenario)."""
-
-    checkpoint_interval: Annotated[Millis | None, BeforeValidator(_off_or_duration)] = Field(default=10_000, gt=0)
-    """Checkpoint every this often, or ``off``. Spark checkpoints every micro-batch, so it is on by default."""
-    delivery: Literal["at-least-once", "exactly-once"] = "at-least-once"
-    """Kafka sink guarantee. ``exactly-once`` writes in transactions committed on checkpoint completion."""
-    idle_timeout: Millis = Field(default=5_000, gt=0)
-    """A partition without records for this long is idle and stops holding the watermark back."""
-    watermark_interval: Millis = Field(default=200, gt=0)
-    """How often sources emit watermarks (``pipeline.auto-watermark-interval``): windows close on these ticks."""
-    heap: str = Field(default="2g", pattern=r"^\d+[mMgG]$")
-    """Max heap of the local MiniCluster JVM (``-Xmx``); not used with ``jobmanager``."""
-    jobmanager: Annotated[str | None, BeforeValidator(_host_port)] = None
-    """``host:port`` of a session cluster's REST endpoint; unset: a local MiniCluster in the job's JVM."""
-    bind_address: Annotated[str, BeforeValidator(_address)] = LOOPBACK
-    """Local MiniCluster only: where its REST endpoint and blob server and PyFlink's Python worker pool listen.
-    (Submitting to a session cluster, the client listens on loopback only.)"""
-    connector_jar: str | None = None
-    """Path of the Kafka SQL connector jar; default: the one ``bench setup`` fetched."""
-    log_level: Literal["ERROR", "WARN", "INFO"] = "WARN"
-    config: dict[str, str] = Field(default_factory=dict)
-    """Extra Flink configuration (``key: value``), applied last; recorded with the result."""
-
-    @model_validator(mode="after")
-    def _exactly_once_needs_checkpoints(self) -> FlinkSettings:
-        if self.delivery == "exactly-once" and self.checkpoint_interval is None:
-            raise ValueError(
-                "delivery: exactly-once needs checkpoint_interval (Kafka transactions commit on checkpoints; "
-                "with checkpointing off no result would ever become visible)"
-            )
-        return self
-
-
-class FlinkPythonSettings(FlinkSettings):
-    """Settings of the ``flink-python`` engine: those of ``flink`` plus the Python worker's."""
-
-    python_execution_mode: Literal["process", "thread"] = "process"
-    """``process``: Python functions in separate worker processes (Beam); ``thread``: embedded in the JVM."""
-    python_bundle_size: int = Field(default=100_000, gt=0)
-    """Records per bundle sent to the Python worker (``python.fn-execution.bundle.size``)."""
-    python_bundle_time: Millis = Field(default=1_000, gt=0)
-    """Longest wait before a bundle is flushed (``python.fn-execution.bundle.time``)."""
-
 
 _LOG4J = """\
 # Written by harness.engines.flink: {level} and above on the console (into the run's {log}).
@@ -179,7 +109,7 @@ class FlinkEngine(ProcessEngine):
         self._rest_port = 0
         """The local MiniCluster's REST port (0 on a cluster)."""
         self._snapshots: list[dict[str, Any]] = []
-        self._input_rows = _Sampler(self._read_input_rows, SAMPLE_EVERY_S, self._restarted_by_flink)
+        self._input_rows = CounterSampler(self._read_input_rows, SAMPLE_EVERY_S, self._restarted_by_flink)
         self._failures_seen = 0
         """Entries of the job's exception history seen so far (:meth:`_restarted_by_flink`)."""
         self.recovery_path: Path | None = None
@@ -372,7 +302,7 @@ class FlinkEngine(ProcessEngine):
 
     def metrics(self) -> dict[str, Any]:
         """One more snapshot from the REST endpoint (if the job answers), all snapshots so far, and the
-        ``input_rows`` samples (see :meth:`Engine.metrics`) with ``processed_series`` derived from them."""
+        ``input_rows`` samples (see :meth:`Engine.metrics`)."""
         if self.rest is not None and self.process is not None and self.process.alive() and not self.stopped:
             try:
                 if self.job_id is None and self._find_job() is None:
@@ -383,15 +313,13 @@ class FlinkEngine(ProcessEngine):
                 snapshot = {"time": time.time(), "error": f"{type(exc).__name__}: {exc}"}
             self._snapshots.append(snapshot)
             (self.run_dir / METRICS_FILE).write_text(json.dumps(self._snapshots, indent=1))
-        samples = self._input_rows.samples()
         return {
             "job_id": self.job_id,
             "job_name": self.job_name,
             "rest_url": self.rest_url,
             "ready_after_s": self.ready_after_s,
             "leftovers_cancelled": list(self.leftovers_cancelled),
-            "input_rows": samples,
-            "processed_series": processed_series(samples),
+            "input_rows": self._input_rows.samples(),
             "snapshots": list(self._snapshots),
         }
 
@@ -495,130 +423,6 @@ def _restart_strategy(settings: FlinkSettings) -> str:
     if kind == "none":
         return "never (a failure ends the job)"
     return f"as restart-strategy.type {kind!r} says"
-
-
-# ---------------------------------------------------------------------------------------------- job names
-def job_name_for(spec: JobSpec) -> str:
-    """``streambench_<host>_<pid>_<tag>_<nonce>``: this host, this ``bench`` process, the run tag (the input topic
-    without ``-in``, which the runner names after the run, engine and repetition) and a random nonce."""
-    tag = spec.input_topic.removesuffix("-in")
-    return f"{JOB_NAME_PREFIX}{_this_host()}_{os.getpid()}_{tag}_{uuid.uuid4().hex[:6]}"
-
-
-def is_leftover(job: dict[str, Any], *, host: str | None = None, pid: int | None = None) -> bool:
-    """True for a job of the harness that still runs although the ``bench`` that submitted it from this host is
-    gone (or is this very process, which runs one job at a time). Jobs of other hosts, of a ``bench`` still alive
-    here, or not named by the harness are never leftovers."""
-    match = _JOB_NAME.match(str(job.get("name", "")))
-    if match is None or job.get("state") in TERMINAL_STATES or match["host"] != (host or _this_host()):
-        return False
-    owner = int(match["pid"])
-    return owner == (pid or os.getpid()) or not _alive(owner)
-
-
-def cancel_leftovers(rest: FlinkRest) -> list[str]:
-    """Cancel every leftover job (:func:`is_leftover`) on the cluster; their names. Called at start, before the
-    new job is submitted: a leftover would compete for the slots and read the same broker."""
-    cancelled = []
-    for job in rest.jobs():
-        if is_leftover(job):
-            rest.cancel(job["jid"])
-            cancelled.append(job["name"])
-    return cancelled
-
-
-def _this_host() -> str:
-    return re.sub(r"[^A-Za-z0-9.\-]", "-", socket.gethostname()) or "localhost"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The most recent completed checkpoint under ``checkpoint_dir`` (``<job id>/chk-N`` with a ``_metadata``
-    file: one being written when the job was killed has none), by the time its metadata was written; None if no
-    checkpoint completed."""
-    completed = [meta for meta in checkpoint_dir.glob("*/chk-*/_metadata") if meta.is_file()]
-    if not completed:
-        return None
-    return max(completed, key=lambda meta: (meta.stat().st_mtime_ns, int(meta.parent.name.removeprefix("chk-")))).parent
-
-
-# ------------------------------------------------------------------------------------------------ sampling
-class _Sampler:
-    """Calls ``read`` every ``interval`` seconds in a daemon thread, from :meth:`start` until :meth:`stop`, and keeps
-    ``{"t_ms": epoch ms of the call, "rows": value}`` for every answer (a failed or empty read is skipped). Values
-    are held non-decreasing: a counter read from a restarted subtask must not make the series go back. A read
-    below the previous one after the job restarted by itself (``restarted``; its counters start at 0 again) makes
-    the count go on from the last sample, as after :meth:`rebase`."""
-
-    def __init__(self, read: Callable[[], int | None], interval: float,
-                 restarted: Callable[[], bool] = lambda: False) -> None:
-        self._read = read
-        self._interval = interval
-        self._restarted = restarted
-        """Asked when a read is lower than the one before: True if the job restarted since it was last asked (a
-        lower sum can also be a subtask's counter missing from one answer, which must not add it twice)."""
-        self._samples: list[dict[str, int]] = []
-        self._base = 0
-        """Added to every read: the count before the job was last restarted (its counters start at 0 again)."""
-        self._last_read = 0
-        """The last value read: a lower one means the job restarted by itself (a lost TaskManager) meanwhile."""
-        self._halt = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="flink-input-rows", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._halt.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def samples(self) -> list[dict[str, int]]:
-        return list(self._samples)
-
-    def rebase(self) -> None:
-        """The job is being restarted: later reads count on from the last sample. (Records the killed job read
-        after its last sample and the restarted one reads again are counted twice: an overestimate of at most
-        one sampling interval plus one checkpoint interval of input.)"""
-        self._base = self._samples[-1]["rows"] if self._samples else 0
-        self._last_read = 0
-
-    def sample(self) -> None:
-        """One read now."""
-        t_ms = int(time.time() * 1000)
-        try:
-            rows = self._read()
-        except (OSError, ValueError, KeyError):
-            return
-        if rows is not None:
-            last = self._samples[-1]["rows"] if self._samples else 0
-            if int(rows) < self._last_read and self._restarted():  # by Flink itself: count on from the last sample
-                self._base = last
-            self._last_read = int(rows)
-            self._samples.append({"t_ms": t_ms, "rows": max(self._base + int(rows), last)})
-
-    def _run(self) -> None:
-        while not self._halt.is_set():
-            self.sample()
-            self._halt.wait(self._interval)
-
-
-def processed_series(samples: list[dict[str, int]]) -> list[dict[str, float]]:
-    """Input records read per second between consecutive ``input_rows`` samples (Flink's own
-    ``numRecordsInPerSecond`` is a meter averaged over 60 s, which lags a changing rate; counter deltas do not)."""
-    return [
-        {"t_ms": b["t_ms"], "processed": (b["rows"] - a["rows"]) * 1000 / (b["t_ms"] - a["t_ms"])}
-        for a, b in zip(samples, samples[1:])
-        if b["t_ms"] > a["t_ms"]
-    ]
 
 
 def _package_version(name: str) -> str:

@@ -59,6 +59,8 @@ class ProcessEngine(Engine):
     """The JobSpec the job reads (``--spec``), in the run directory."""
     stop_grace_s: ClassVar[float] = 15.0
     """Seconds between TERM and KILL on stop."""
+    needs_java: ClassVar[bool] = True
+    """The job runs a JVM: its environment names the Java to use (``JAVA_HOME``)."""
 
     def __init__(self, settings: EngineSettings, context: EngineContext) -> None:
         super().__init__(settings, context)
@@ -100,11 +102,13 @@ class ProcessEngine(Engine):
         return self.settings.model_dump(mode="json")
 
     def environment(self) -> dict[str, str]:
-        """The job's environment: this one, plus Java, unbuffered Python and the harness first on PYTHONPATH.
-        Called by :meth:`start` after :meth:`command`."""
+        """The job's environment: this one, plus Java (if :attr:`needs_java`), unbuffered Python and the harness
+        first on PYTHONPATH. Called by :meth:`start` after :meth:`command`."""
         env = dict(os.environ)
         path = [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-        env.update(JAVA_HOME=str(jvm.java_home()), PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(path))
+        if self.needs_java:
+            env["JAVA_HOME"] = str(jvm.java_home())
+        env.update(PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(path))
         return env
 
     def before_stop(self) -> None:

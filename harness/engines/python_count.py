@@ -12,24 +12,18 @@ capacity, wrong answers, malformed or transactional output); the built-in engine
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
 import sys
 import uuid
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
-import psutil
-
-from harness.engines.base import Engine, EngineContext, EngineSettings
+from harness.engines.base import EngineContext, EngineSettings
 from harness.engines.jobs.python_count_job import BATCH, READY_MARKER
-from harness.errors import EngineError
+from harness.engines.process import ProcessEngine
 from harness.infra.proc import ManagedProcess
 from harness.units import format_duration_ms
-
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 METRICS_FILE = "python-count-metrics.jsonl"
 """In the run directory: one ``{"t_ms", "rows", ...}`` sample a second, written by the job."""
@@ -41,9 +35,11 @@ class CalibrationSettings(EngineSettings):
     """The ``calibration`` engine has no settings: it is the reference every other engine is held against."""
 
 
-class CalibrationEngine(Engine):
-    """The windowed count as one Python consumer/producer process. The runner calls start → wait_ready → (load,
-    with check and metrics every second or two) → metrics → stop; stop is safe at any point."""
+class CalibrationEngine(ProcessEngine):
+    """The windowed count as one Python consumer/producer process
+    (``python -m harness.engines.jobs.python_count_job --spec FILE``), ready when it prints its READY marker line.
+    Starting, stopping (TERM, then KILL after 10 s), ``kill`` (SIGKILL of its process group) and ``restart`` are
+    :class:`~harness.engines.process.ProcessEngine`'s; the job needs no JVM."""
 
     name: ClassVar[str] = "calibration"
     description: ClassVar[str] = (
@@ -51,25 +47,17 @@ class CalibrationEngine(Engine):
         "harness's own ceiling (generator + broker + collector), its result latency - D the harness's floor"
     )
     Settings: ClassVar[type[EngineSettings]] = CalibrationSettings
+    log_name: ClassVar[str] = "python-count.log"
+    spec_name: ClassVar[str] = "python-count-spec.json"
+    job_module: ClassVar[str] = "harness.engines.jobs.python_count_job"
+    stop_grace_s: ClassVar[float] = 10.0
+    needs_java: ClassVar[bool] = False
 
     def __init__(self, settings: EngineSettings, context: EngineContext) -> None:
         super().__init__(settings, context)
-        self._process: ManagedProcess | None = None
         self._transactional_id = f"bench-python-count-{uuid.uuid4().hex}"
 
     # -------------------------------------------------------------------------------------------- locations
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.context.run_dir)
-
-    @property
-    def log_path(self) -> Path:
-        return self.run_dir / "python-count.log"
-
-    @property
-    def spec_path(self) -> Path:
-        return self.run_dir / "python-count-spec.json"
-
     @property
     def metrics_path(self) -> Path:
         return self.run_dir / METRICS_FILE
@@ -87,58 +75,26 @@ class CalibrationEngine(Engine):
         return bool(self.knob("transactional", False))
 
     # -------------------------------------------------------------------------------------------- lifecycle
-    def job_spec(self) -> dict[str, Any]:
-        """The JobSpec the job is given: the run's spec with the knobs and where the side channels go."""
-        settings = {
-            **self.settings.model_dump(mode="json"),
+    def job_settings(self) -> dict[str, Any]:
+        """The knobs and where the side channels go."""
+        return {
+            **super().job_settings(),
             "metrics_file": str(self.metrics_path),
             "transactions_file": str(self.transactions_path),
             "transactional_id": self._transactional_id,
         }
-        return dataclasses.replace(self.context.spec, settings=settings).to_json()
 
-    def start(self) -> None:
-        if self._process is not None:
-            raise EngineError(f"{self.name}: start() called twice")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.spec_path.write_text(json.dumps(self.job_spec(), indent=2) + "\n")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
-        argv = [sys.executable, "-m", "harness.engines.jobs.python_count_job", "--spec", str(self.spec_path)]
-        self._process = ManagedProcess(f"{self.name} job", argv, self.log_path, env=env, cwd=self.run_dir,
-                                       error_class=EngineError)
-        self._process.start()
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", self.job_module, "--spec", str(self.spec_path)]
 
-    def wait_ready(self, timeout: float) -> None:
-        if self._process is None:
-            raise EngineError(f"{self.name}: wait_ready() before start()")
-        try:
-            self._process.wait_for_line(rf"^{READY_MARKER}$", timeout,
-                                        hint="the log above says why (is the broker reachable from this host?)")
-        except EngineError:
-            self.stop()  # nothing half-started survives a failed start
-            raise
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop(grace=10.0)
-
-    def kill(self) -> None:
-        """SIGKILL the job's process group (a ``kill-engine`` fault)."""
-        if self._process is not None:
-            self._process.kill()
+    def wait_for_job(self, process: ManagedProcess, timeout: float) -> None:
+        process.wait_for_line(rf"^{READY_MARKER}$", timeout,
+                              hint="the log above says why (is the broker reachable from this host?)")
 
     def restart(self, timeout: float) -> None:
         """Start the job again after :meth:`kill`. It has no checkpoint: it reads the input again from the
         beginning, so every window already answered is answered again (duplicates; the counts stay exact)."""
-        self._process = None
-        self.start()
-        self.wait_ready(timeout)
-
-    def check(self) -> None:
-        if self._process is not None and self._process.returncode is not None:
-            raise EngineError(self._process.failure_message(
-                f"job exited with code {self._process.returncode} during the run"))
+        super().restart(timeout)
 
     # ------------------------------------------------------------------------------------------- reporting
     def fairness(self) -> dict[str, str]:
@@ -169,28 +125,22 @@ class CalibrationEngine(Engine):
         return rows
 
     def metrics(self) -> dict[str, Any]:
-        """``input_rows``: cumulative input records consumed, about once a second (``{"t_ms", "rows"}``);
-        ``processed_series``: the rate between consecutive samples (``{"t_ms", "processed"}``, rows/s); the job's
+        """``input_rows``: cumulative input records consumed, about once a second (``{"t_ms", "rows"}``); the job's
         late-event, result and bad-input counters at the last sample."""
         samples = self.samples()
         last = samples[-1] if samples else {}
         return {
             "metrics_file": str(self.metrics_path),
-            "job_exit_code": None if self._process is None else self._process.returncode,
+            "job_exit_code": None if self.process is None else self.process.returncode,
             "input_rows": cumulative_rows(samples),
-            "processed_series": processed_series(samples),
             "late_dropped": last.get("late_dropped"),
             "results": last.get("results"),
             "bad_input": last.get("bad_input"),
             "watermark_ms": last.get("watermark_ms"),
         }
 
-    def processes(self) -> list[psutil.Process]:
-        return [] if self._process is None else self._process.processes()
-
-    def log_files(self) -> list[Path]:
-        paths = (self.log_path, self.metrics_path, self.transactions_path, self.spec_path)
-        return [path for path in paths if path.exists()]
+    def extra_log_files(self) -> list[Path]:
+        return [self.metrics_path, self.transactions_path]
 
     @classmethod
     def versions(cls) -> dict[str, str]:
@@ -212,12 +162,3 @@ def cumulative_rows(samples: list[dict[str, Any]]) -> list[dict[str, int]]:
         rows.append({"t_ms": sample["t_ms"], "rows": base + sample["rows"]})
     return rows
 
-
-def processed_series(samples: list[dict[str, Any]]) -> list[dict[str, float]]:
-    """Rows/s between consecutive ``{"t_ms", "rows"}`` samples, stamped at the later one."""
-    series = []
-    for before, after in zip(samples, samples[1:]):
-        seconds = (after["t_ms"] - before["t_ms"]) / 1000
-        if seconds > 0:
-            series.append({"t_ms": after["t_ms"], "processed": (after["rows"] - before["rows"]) / seconds})
-    return series

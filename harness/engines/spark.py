@@ -327,11 +327,6 @@ class SparkEngine(ProcessEngine):
             "batch_duration_ms_mean": statistics.fmean(durations) if durations else None,
             "batch_duration_ms_max": max(durations) if durations else None,
             "input_rows": input_rows(progress),
-            "processed_series": [
-                {"t_ms": ended, "processed": row.get("processedRowsPerSecond") or 0.0}
-                for row in batches
-                if row.get("numInputRows", 0) > 0 and (ended := _ended_ms(row)) is not None
-            ],
             "series": [
                 {
                     "timestamp": row.get("timestamp"),

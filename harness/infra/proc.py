@@ -6,6 +6,8 @@
 - Output goes straight to a log file in the run directory (a pipe could fill and stall a chatty JVM while the
   harness is busy generating load); readiness waits tail that file.
 - :meth:`stop` sends TERM to the group, waits, then KILL. Error messages carry the last log lines.
+- :func:`kill_group` and :func:`kill_processes` are the one way to SIGKILL a process group or a set of processes
+  (a fault's crash, a timed-out command, stragglers).
 """
 
 from __future__ import annotations
@@ -129,17 +131,12 @@ class ManagedProcess:
             return None
         group = self._popen.pid
         if self._popen.poll() is None:
-            _signal_group(group, signal.SIGTERM)
+            signal_group(group, signal.SIGTERM)
             try:
                 self._popen.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 pass
-        _signal_group(group, signal.SIGKILL)  # stragglers the guard left, or the guard itself
-        try:
-            self._popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        _wait_group_gone(group, timeout=10)
+        self._kill_group()  # stragglers the guard left, or the guard itself
         return self._popen.returncode
 
     def kill(self) -> None:
@@ -147,7 +144,12 @@ class ManagedProcess:
         when every process of the group is gone."""
         if self._popen is None:
             return
-        _signal_group(self._popen.pid, signal.SIGKILL)
+        self._kill_group()
+
+    def _kill_group(self) -> None:
+        """SIGKILL the whole group, reap the guard and wait (10 s at most) until no process of the group is left."""
+        assert self._popen is not None
+        kill_group(self._popen.pid)
         try:
             self._popen.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -238,11 +240,32 @@ class ManagedProcess:
         return chunk[:end].decode("utf-8", "replace").splitlines()
 
 
-def _signal_group(group: int, sig: signal.Signals) -> None:
+# ------------------------------------------------------------------------------------------------- killing
+def signal_group(group: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to every process of process group ``group``; a group that is gone (or not ours) is no error."""
     try:
         os.killpg(group, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def kill_group(group: int) -> None:
+    """SIGKILL every process of process group ``group`` at once (a group that is gone is no error); returns
+    without waiting for them to end."""
+    signal_group(group, signal.SIGKILL)
+
+
+def kill_processes(processes: Iterable[psutil.Process], *, wait_s: float = 0.0) -> None:
+    """SIGKILL each of ``processes`` (one already gone is skipped) and, with ``wait_s``, wait up to that long
+    for them to end."""
+    victims = list(processes)
+    for proc in victims:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    if wait_s:
+        psutil.wait_procs(victims, timeout=wait_s)
 
 
 def _wait_group_gone(group: int, timeout: float) -> None:
@@ -257,9 +280,5 @@ def _wait_group_gone(group: int, timeout: float) -> None:
                 continue
         if not members:
             return
-        for proc in members:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
+        kill_processes(members)
         time.sleep(0.1)

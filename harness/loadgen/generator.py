@@ -148,50 +148,25 @@ def run_generator(
     backend_name = resolve_backend(backend or load.producer.backend)
     schedule = RateSchedule.from_load(load, scenario.duration)
     count = workers or plan_workers(load.producer.workers, schedule.peak_rate, backend_name)
-    context = multiprocessing.get_context("spawn")
-    messages = context.Queue()
-    go = context.Event()
-    start_value = context.Value("q", -1)
-    stop_value = context.Value("q", scenario.duration)
-    processes = [
-        context.Process(
-            target=worker_main,
-            args=(i, count, scenario, bootstrap, topic, backend_name, messages, go, start_value, READY_TIMEOUT_S,
-                  stop_value),
-            name=f"loadgen-{i}",
-            daemon=True,
-        )
-        for i in range(count)
-    ]
+    pool = _WorkerPool.create(count, scenario, bootstrap, topic, backend_name)
     flusher = None
     finished = False
     try:
-        for process in processes:
-            process.start()
-        ready = _await(messages, processes, "ready", time.monotonic() + READY_TIMEOUT_S, "connect to Kafka")
+        pool.start()
+        ready = _await(pool.messages, pool.processes, "ready", time.monotonic() + READY_TIMEOUT_S, "connect to Kafka")
         nice = max(ready.values())
         flusher = make_backend(backend_name, bootstrap, topic, linger_ms=0)
         partitions = flusher.partitions()
         start = start_epoch_ms if start_epoch_ms is not None else aligned_start(scenario, time.time_ns() // 1_000_000)
-        start_value.value = start
-        go.set()
-        stats = _collect(messages, processes, schedule, start, _with_stop(progress, stop, stop_value))
-        if stop_value.value < scenario.duration:
-            scenario = truncated(scenario, int(stop_value.value))
+        pool.release(start)
+        stats = _collect(pool.messages, pool.processes, schedule, start, _with_stop(progress, stop, pool.stop_value))
+        if pool.stop_value.value < scenario.duration:
+            scenario = truncated(scenario, int(pool.stop_value.value))
             schedule = RateSchedule.from_load(scenario.load, scenario.duration)
         flush_ts = _send_flush_records(flusher, partitions, stats, scenario, schedule)
         finished = True
     finally:
-        go.set()  # releases workers still waiting; start_value < 0 tells them to stop
-        for process in processes:
-            if process.pid is None:  # never started
-                continue
-            # After a failure (or Ctrl-C) nobody reads the results: stop the others instead of letting them
-            # send out the rest of the schedule.
-            process.join(timeout=10 if finished else 0.5)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=5)
+        pool.end(finished)
         if flusher is not None:
             flusher.close()
     return _result(
@@ -240,6 +215,60 @@ def aligned_start(scenario: Scenario, now_ms: int) -> int:
 
 
 # ------------------------------------------------------------------------------------------------- internals
+@dataclass
+class _WorkerPool:
+    """The worker processes (not started yet by :meth:`create`) and what they share with the generator: the
+    message queue, the ``go`` event releasing them, the start time (< 0 until fixed: released with it, they stop)
+    and the load offset to stop at."""
+
+    processes: list[Any]
+    messages: Any
+    go: Any
+    start_value: Any
+    stop_value: Any
+
+    @classmethod
+    def create(cls, count: int, scenario: Scenario, bootstrap: str, topic: str, backend: BackendName) -> _WorkerPool:
+        context = multiprocessing.get_context("spawn")
+        messages = context.Queue()
+        go = context.Event()
+        start_value = context.Value("q", -1)
+        stop_value = context.Value("q", scenario.duration)
+        processes = [
+            context.Process(
+                target=worker_main,
+                args=(i, count, scenario, bootstrap, topic, backend, messages, go, start_value, READY_TIMEOUT_S,
+                      stop_value),
+                name=f"loadgen-{i}",
+                daemon=True,
+            )
+            for i in range(count)
+        ]
+        return cls(processes, messages, go, start_value, stop_value)
+
+    def start(self) -> None:
+        for process in self.processes:
+            process.start()
+
+    def release(self, start_epoch_ms: int) -> None:
+        """Fix the start time and let the workers go."""
+        self.start_value.value = start_epoch_ms
+        self.go.set()
+
+    def end(self, finished: bool) -> None:
+        """Release the workers still waiting and wait for every started one to end: up to 10 s each after a
+        ``finished`` load, else (a failure, or Ctrl-C: nobody reads the results) 0.5 s before it is terminated
+        rather than left to send out the rest of the schedule."""
+        self.go.set()  # releases workers still waiting; start_value < 0 tells them to stop
+        for process in self.processes:
+            if process.pid is None:  # never started
+                continue
+            process.join(timeout=10 if finished else 0.5)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
+
+
 def _await(messages: Any, processes: list[Any], kind: str, deadline: float, doing: str) -> dict[int, Any]:
     """Wait for one ``kind`` message from every worker and return their payloads by worker; raise on a worker
     error, death or the deadline."""
@@ -336,19 +365,6 @@ def _result(
     schedule: RateSchedule,
     limits: SelfCheckLimits,
 ) -> GeneratorResult:
-    target = schedule.per_second()
-    seconds = max(target.size, stats.sent_per_second.size)
-    rows = []
-    for s in range(seconds):
-        rows.append(
-            SecondStats(
-                second=s,
-                target=int(target[s]) if s < target.size else 0,
-                achieved=int(stats.sent_per_second[s]) if s < stats.sent_per_second.size else 0,
-                delay_max_ms=float(stats.delay_max_per_second[s]) if s < stats.delay_max_per_second.size else 0.0,
-                slow=int(stats.slow_per_second[s]) if s < stats.slow_per_second.size else 0,
-            )
-        )
     first_measured = int(math.ceil(float(schedule.cumulative(scenario.warmup)) - 1e-9))
     target_measured = schedule.total_events - first_measured
     measured_s = scenario.measured_ms / 1000.0
@@ -381,7 +397,25 @@ def _result(
         achieved_rate=stats.sent_measured / measured_s,
         publish_delay_ms=percentiles,
         publish_delay_histogram=encode_histogram(stats.histogram),
-        seconds=rows,
+        seconds=_per_second(schedule, stats),
         valid=valid,
         reason=reason,
     )
+
+
+def _per_second(schedule: RateSchedule, stats: WorkerStats) -> list[SecondStats]:
+    """One row per second of the load (as long as the schedule or the sending, whichever is longer)."""
+    target = schedule.per_second()
+    seconds = max(target.size, stats.sent_per_second.size)
+    rows = []
+    for s in range(seconds):
+        rows.append(
+            SecondStats(
+                second=s,
+                target=int(target[s]) if s < target.size else 0,
+                achieved=int(stats.sent_per_second[s]) if s < stats.sent_per_second.size else 0,
+                delay_max_ms=float(stats.delay_max_per_second[s]) if s < stats.delay_max_per_second.size else 0.0,
+                slow=int(stats.slow_per_second[s]) if s < stats.slow_per_second.size else 0,
+            )
+        )
+    return rows

@@ -242,7 +242,6 @@ def test_input_rows_count_every_record_read(run: Run) -> None:
     assert samples[-1]["rows"] == len(events()) + PARTITIONS  # the events and one flush record per partition
     assert [s["rows"] for s in samples] == sorted(s["rows"] for s in samples)
     assert len(samples) >= 3 and all(b["t_ms"] > a["t_ms"] for a, b in zip(samples, samples[1:]))
-    assert any(point["processed"] > 0 for point in run.metrics["processed_series"])
 
 
 def test_stop_leaves_no_process(run: Run) -> None:

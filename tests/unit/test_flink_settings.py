@@ -13,16 +13,10 @@ import pytest
 from pydantic import ValidationError
 
 from harness.engines.base import FAIRNESS_KEYS, EngineContext, Setting
-from harness.engines.flink import (
-    FlinkEngine,
-    FlinkPythonEngine,
-    FlinkPythonSettings,
-    FlinkSettings,
-    _Sampler,
-    is_leftover,
-    job_name_for,
-    processed_series,
-)
+from harness.engines.flink import FlinkEngine, FlinkPythonEngine
+from harness.engines.flink_jobs import is_leftover, job_name_for
+from harness.engines.flink_metrics import CounterSampler
+from harness.engines.flink_settings import FlinkPythonSettings, FlinkSettings
 from harness.engines.jobs.flink_sql_job import (
     CLUSTER_RESTART_STRATEGY,
     job_configuration,
@@ -215,7 +209,7 @@ def test_input_rows_count_on_after_flink_restarted_the_job_but_not_after_a_short
     on from its last sample. A lower sum without a restart (a subtask missing from one answer) is held."""
     reads = iter([100, 250, 120, 300, 5, 40])
     restarts = iter([False, True])
-    sampler = _Sampler(lambda: next(reads), 1.0, lambda: next(restarts))
+    sampler = CounterSampler(lambda: next(reads), 1.0, lambda: next(restarts))
     for _ in range(6):
         sampler.sample()
     assert [row["rows"] for row in sampler.samples()] == [100, 250, 250, 300, 305, 340]
@@ -303,7 +297,7 @@ def test_sampler_keeps_a_non_decreasing_count_and_skips_failed_reads() -> None:
             raise answer
         return answer  # type: ignore[return-value]
 
-    sampler = _Sampler(read, interval=1.0)
+    sampler = CounterSampler(read, interval=1.0)
     for _ in range(5):
         sampler.sample()
     assert [s["rows"] for s in sampler.samples()] == [10, 25, 25]
@@ -313,7 +307,7 @@ def test_sampler_keeps_a_non_decreasing_count_and_skips_failed_reads() -> None:
 
 def test_sampler_thread_samples_until_stopped() -> None:
     counter = iter(range(1_000_000))
-    sampler = _Sampler(lambda: next(counter), interval=0.01)
+    sampler = CounterSampler(lambda: next(counter), interval=0.01)
     sampler.start()
     deadline = time.monotonic() + 30
     while len(sampler.samples()) < 3 and time.monotonic() < deadline:
@@ -325,15 +319,9 @@ def test_sampler_thread_samples_until_stopped() -> None:
     assert len(sampler.samples()) == taken
 
 
-def test_processed_series_is_the_counter_delta_per_second() -> None:
-    samples = [{"t_ms": 1_000, "rows": 0}, {"t_ms": 2_000, "rows": 500}, {"t_ms": 2_000, "rows": 600},
-               {"t_ms": 4_000, "rows": 2_600}]
-    assert processed_series(samples) == [{"t_ms": 2_000, "processed": 500.0}, {"t_ms": 4_000, "processed": 1000.0}]
-
-
 def test_metrics_before_start_hold_empty_series(tmp_path: Path) -> None:
     metrics = engine(tmp_path).metrics()
-    assert metrics["input_rows"] == [] and metrics["processed_series"] == [] and metrics["job_id"] is None
+    assert metrics["input_rows"] == [] and metrics["job_id"] is None
 
 
 def test_versions_without_an_instance() -> None:

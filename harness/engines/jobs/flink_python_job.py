@@ -60,20 +60,31 @@ def parse_event(value: str) -> tuple[str, int]:
 
 
 def build(env: Any, spec: JobSpec, job_name: str) -> None:
-    """Add the windowed count to ``env``."""
-    from pyflink.common import Duration, Types, WatermarkStrategy
-    from pyflink.common.serialization import SimpleStringSchema
-    from pyflink.common.time import Time
-    from pyflink.common.watermark_strategy import TimestampAssigner
-    from pyflink.datastream.connectors.base import DeliveryGuarantee
-    from pyflink.datastream.connectors.kafka import (
-        KafkaOffsetsInitializer,
-        KafkaRecordSerializationSchema,
-        KafkaSink,
-        KafkaSource,
+    """Add the windowed count to ``env``: Kafka source → parse (Python) → event time and watermarks (Python
+    assigner) → per-user windows → count and emit (Python) → Kafka sink."""
+    from pyflink.common import Types, WatermarkStrategy
+
+    event_time, count, emit = python_functions()
+    (
+        env.from_source(kafka_source(spec, job_name), WatermarkStrategy.no_watermarks(), "kafka-input")
+        .map(parse_event, output_type=Types.TUPLE([Types.STRING(), Types.LONG()]))
+        .name("parse-json")
+        .assign_timestamps_and_watermarks(watermark_strategy(spec, event_time))
+        .key_by(lambda event: event[0], key_type=Types.STRING())
+        .window(window_assigner(spec))
+        .aggregate(count, emit, accumulator_type=Types.LONG(), output_type=Types.STRING())
+        .name("count-per-window")
+        .sink_to(kafka_sink(spec, job_name))
+        .name("kafka-results")
     )
+
+
+def python_functions() -> tuple[Any, Any, Any]:
+    """The Python functions on the hot path besides :func:`parse_event`: the timestamp assigner (``ts``), the
+    count (an ``AggregateFunction``) and the window function writing each result record. Defined here, not at
+    module level, so that the module imports without PyFlink."""
+    from pyflink.common.watermark_strategy import TimestampAssigner
     from pyflink.datastream.functions import AggregateFunction, ProcessWindowFunction
-    from pyflink.datastream.window import SlidingEventTimeWindows, TumblingEventTimeWindows
 
     class EventTime(TimestampAssigner):
         def extract_timestamp(self, value: tuple[str, int], record_timestamp: int) -> int:
@@ -98,9 +109,15 @@ def build(env: Any, spec: JobSpec, job_name: str) -> None:
             for count in counts:
                 yield json.dumps(result_record(key, window.start, window.end, count), separators=(",", ":"))
 
-    settings = spec.settings
-    windows = spec.windows
-    source = (
+    return EventTime(), Count(), Emit()
+
+
+def kafka_source(spec: JobSpec, job_name: str) -> Any:
+    """The input topic from its earliest offsets, as strings; the consumer group is the job's name."""
+    from pyflink.common.serialization import SimpleStringSchema
+    from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource
+
+    return (
         KafkaSource.builder()
         .set_bootstrap_servers(spec.bootstrap)
         .set_topics(spec.input_topic)
@@ -109,17 +126,39 @@ def build(env: Any, spec: JobSpec, job_name: str) -> None:
         .set_value_only_deserializer(SimpleStringSchema())
         .build()
     )
+
+
+def watermark_strategy(spec: JobSpec, event_time: Any) -> Any:
+    """Bounded out-of-orderness D with ``event_time`` as the timestamp assigner; idle after ``idle_timeout``."""
+    from pyflink.common import Duration, WatermarkStrategy
+
     # with_idleness before with_timestamp_assigner: PyFlink's with_idleness returns a new strategy that has
     # lost the Python assigner, and the watermarks would silently follow the Kafka record timestamps
-    watermarks = (
-        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(windows.watermark_delay_ms))
-        .with_idleness(Duration.of_millis(settings["idle_timeout"]))
-        .with_timestamp_assigner(EventTime())
+    return (
+        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(spec.windows.watermark_delay_ms))
+        .with_idleness(Duration.of_millis(spec.settings["idle_timeout"]))
+        .with_timestamp_assigner(event_time)
     )
+
+
+def window_assigner(spec: JobSpec) -> Any:
+    """Tumbling windows when the slide is the size, else sliding ones (both epoch-aligned)."""
+    from pyflink.common.time import Time
+    from pyflink.datastream.window import SlidingEventTimeWindows, TumblingEventTimeWindows
+
+    windows = spec.windows
     if windows.slide_ms == windows.size_ms:
-        assigner = TumblingEventTimeWindows.of(Time.milliseconds(windows.size_ms))
-    else:
-        assigner = SlidingEventTimeWindows.of(Time.milliseconds(windows.size_ms), Time.milliseconds(windows.slide_ms))
+        return TumblingEventTimeWindows.of(Time.milliseconds(windows.size_ms))
+    return SlidingEventTimeWindows.of(Time.milliseconds(windows.size_ms), Time.milliseconds(windows.slide_ms))
+
+
+def kafka_sink(spec: JobSpec, job_name: str) -> Any:
+    """The output topic, values only, with the configured delivery guarantee (exactly-once: in transactions
+    named after the job, as the SQL job's)."""
+    from pyflink.common.serialization import SimpleStringSchema
+    from pyflink.datastream.connectors.base import DeliveryGuarantee
+    from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
+
     sink_builder = (
         KafkaSink.builder()
         .set_bootstrap_servers(spec.bootstrap)
@@ -130,25 +169,14 @@ def build(env: Any, spec: JobSpec, job_name: str) -> None:
             .build()
         )
     )
-    if settings["delivery"] == "exactly-once":
+    if spec.settings["delivery"] == "exactly-once":
         options = transactional_options(job_name)
         sink_builder = sink_builder.set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
         sink_builder = sink_builder.set_transactional_id_prefix(options["sink.transactional-id-prefix"])
         sink_builder = sink_builder.set_property("transaction.timeout.ms", options["properties.transaction.timeout.ms"])
     else:
         sink_builder = sink_builder.set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
-    (
-        env.from_source(source, WatermarkStrategy.no_watermarks(), "kafka-input")
-        .map(parse_event, output_type=Types.TUPLE([Types.STRING(), Types.LONG()]))
-        .name("parse-json")
-        .assign_timestamps_and_watermarks(watermarks)
-        .key_by(lambda event: event[0], key_type=Types.STRING())
-        .window(assigner)
-        .aggregate(Count(), Emit(), accumulator_type=Types.LONG(), output_type=Types.STRING())
-        .name("count-per-window")
-        .sink_to(sink_builder.build())
-        .name("kafka-results")
-    )
+    return sink_builder.build()
 
 
 def main(argv: list[str]) -> int:
