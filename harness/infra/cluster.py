@@ -41,7 +41,7 @@ import yaml
 from harness.infra import jvm
 from harness.infra.distributions import flink_home, flink_shipped_config, spark_home
 from harness.kafka.embedded import free_port
-from harness.infra.proc import ManagedProcess
+from harness.infra.proc import ManagedProcess, kill_processes
 
 HOST = "127.0.0.1"
 
@@ -96,12 +96,7 @@ class _Cluster:
             except psutil.Error:
                 pass
         _, alive = psutil.wait_procs(strays, timeout=15.0)
-        for proc in alive:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(alive, timeout=10.0)
+        kill_processes(alive, wait_s=10.0)
 
     def strays(self) -> list[psutil.Process]:
         """Live processes that are not a daemon's but hold the cluster's work directory in their command line: a

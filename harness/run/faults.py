@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import EngineError
 from harness.infra.isolation import children_on
+from harness.infra.proc import kill_group
 
 if TYPE_CHECKING:
     from harness.engines.base import Engine
@@ -123,10 +123,7 @@ def run_command(role: str, command: str, *, timeout_s: float, log_path: Path | N
             exit_code: int | None = process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             exit_code = None
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_group(process.pid)
             process.wait()
         seconds = time.monotonic() - started
         out.write(f"--- {role} {'timed out' if exit_code is None else f'exited {exit_code}'} "
