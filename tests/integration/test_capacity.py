@@ -23,18 +23,22 @@ CAPACITY = 3300
 """Events/s the throttled engine can consume (its token bucket); the generator drives 4,000/s with ease."""
 
 
+TRIAL_S = 15
+"""Seconds of load per trial (3 s of it warm-up): 2 s windows, D = 1 s, five measured windows."""
+
+
 def known_capacity_scenario(path: Path, bootstrap: str) -> Path:
-    """25 s trials on 5 s windows (3 measured windows after a 5 s warm-up), starting at about C / 2 so the search
+    """15 s trials on 2 s windows (5 measured windows after a 3 s warm-up), starting at about C / 2 so the search
     needs few trials: 2000, 4000 (fails), then bisection."""
     scenario = {
         "name": "capacity-known",
-        "duration": "25s", "warmup": "5s", "seed": 3,
+        "duration": f"{TRIAL_S}s", "warmup": "3s", "seed": 3,
         "load": {"rate": "2k", "users": 200, "payload_size": 100},
-        "window": {"size": "5s", "watermark_delay": "2s"},
+        "window": {"size": "2s", "watermark_delay": "1s"},
         "kafka": {"mode": "external", "bootstrap": bootstrap, "partitions": 2},  # the session's shared broker
         "engines": [{"engine": "tests.engines:KnownTruthEngine", "label": "capped",
                      "settings": {"capacity": CAPACITY}}],
-        "capacity": {"start": 2000, "precision": "5%", "trial": {"duration": "25s", "warmup": "5s"},
+        "capacity": {"start": 2000, "precision": "5%", "trial": {"duration": f"{TRIAL_S}s", "warmup": "3s"},
                      "calibrate": False},
     }
     path.write_text(yaml.safe_dump(scenario))
@@ -100,7 +104,7 @@ def test_stepped_trials_find_the_throttled_engine_within_5_percent_with_one_engi
     assert len(runs) < len(trials)  # fewer engine starts than trials: the point of stepping
     climb = out_dir / trials[0]["run_dir"]
     [rep] = load_run(climb).engines["capped"]
-    planned = 3 * 25_000 + 25_000  # four climbing rates 2k, 4k, 8k, 16k; the load ended after the 4k step failed
+    planned = 4 * TRIAL_S * 1_000  # four climbing rates 2k, 4k, 8k, 16k; the load ended after the 4k step failed
     assert rep.summary.timeline.load_end_ms - rep.summary.timeline.load_start_ms < planned
     assert rep.summary.correctness is not None and rep.summary.correctness.correct  # cut cleanly: every pair exact
     steps = json.loads((climb / "capped" / "rep-1" / "steps.json").read_text())
