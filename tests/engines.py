@@ -19,7 +19,7 @@ from typing import ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from harness.engines.base import EngineSettings
-from harness.engines.jobs.python_count_job import MALFORMED_KINDS
+from harness.engines.jobs.python_count_output import MALFORMED_KINDS
 from harness.engines.python_count import CalibrationEngine
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.engines.jobs.python_count_job import MALFORMED_KINDS
+from harness.engines.jobs.python_count_output import MALFORMED_KINDS
 from harness.run.progress import ProgressDisplay
 from harness.run.runner import run_scenario
 from harness.scenario import parse_scenario

@@ -14,18 +14,9 @@ import pytest
 
 from harness import workload
 from harness.engines.base import FAIRNESS_KEYS, EngineContext
-from harness.engines.jobs.python_count_job import (
-    BATCH,
-    MALFORMED_KINDS,
-    CountJob,
-    FinalWindow,
-    ResultWriter,
-    TokenBucket,
-    WindowCounter,
-    encode_result,
-    malformed_value,
-    parse_batch,
-)
+from harness.engines.jobs.python_count_job import BATCH, CountJob, TokenBucket
+from harness.engines.jobs.python_count_output import MALFORMED_KINDS, ResultWriter, encode_result, malformed_value
+from harness.engines.jobs.python_count_state import FinalWindow, WindowCounter, parse_batch
 from harness.engines.python_count import CalibrationEngine, CalibrationSettings
 from harness.engines.registry import resolve_engine
 from harness.loadgen.events import EventPlan, iter_chunks
