@@ -28,6 +28,7 @@ from harness.kafka import create_topics
 from harness.kafka.consume import consumer
 from harness.analysis.judge import judge
 from harness.analysis.oracle import expected_counts
+from tests.integration.listening import Listener, ListenerSampler, assert_loopback_only
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,6 +40,9 @@ TUMBLING = workload.Windows(10_000, 10_000, DELAY_MS)
 HOPPING = workload.Windows(10_000, 5_000, DELAY_MS)
 READY_TIMEOUT = 240.0
 RESULT_TIMEOUT = 90.0
+SAMPLE_FOR_S = 12.0
+"""Listening sockets are sampled at least this long after the events are sent: Python workers and late-opened
+servers show up in this time."""
 
 
 def events() -> list[dict[str, Any]]:
@@ -85,6 +89,8 @@ class Run:
     """pid → command line of the job's processes while it ran."""
     group: int
     group_alive_after_stop: list[int] = field(default_factory=list)
+    listeners: set[Listener] = field(default_factory=set)
+    """Listening sockets of the job's process tree while events flowed (tests.integration.listening)."""
 
     def results(self) -> list[dict[str, Any]]:
         return [r for r in self.records if r["user"] != workload.FLUSH_USER]
@@ -144,14 +150,18 @@ def run_engine(
     try:
         engine.wait_ready(READY_TIMEOUT)
         commands = {proc.pid: " ".join(proc.cmdline()) for proc in engine.processes()}
+        sampler = ListenerSampler(engine.processes).start()
+        sent = time.monotonic()
         produce(bootstrap, input_topic, windows)
         records = wait_for_results(engine, bootstrap, output_topic, len(expected(windows)))
         metrics = engine.metrics()
         group = engine.process.pid if engine.process else -1
+        time.sleep(max(0.0, SAMPLE_FOR_S - (time.monotonic() - sent)))  # late-opened servers and Python workers
+        seen = sampler.stop()
     finally:
         engine.stop()
     fairness = normalise_fairness(engine.fairness())
-    return Run(engine, windows, records, fairness, metrics, commands, group, _group_members(group))
+    return Run(engine, windows, records, fairness, metrics, commands, group, _group_members(group), seen)
 
 
 def _group_members(group: int) -> list[int]:
@@ -255,6 +265,11 @@ def _status(pid: int) -> str:
         return psutil.Process(pid).status()
     except psutil.Error:
         return psutil.STATUS_ZOMBIE
+
+
+def test_every_listening_socket_is_loopback(run: Run, request: pytest.FixtureRequest) -> None:
+    """Local mode listens on loopback only, the Python side included (tests.integration.listening)."""
+    assert_loopback_only(request.node.callspec.params["run"], run.listeners)
 
 
 def test_bad_connector_jar_fails_with_log_tail(kafka_broker: str, tmp_path: Path) -> None:

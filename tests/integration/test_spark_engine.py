@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from harness.engines.spark import SparkEngine, SparkSettings
 from harness.errors import EngineError
 from harness.kafka import create_topics, read_json_records
 from harness.workload import ACTION, FLUSH_ACTION, FLUSH_USER, JobSpec, Windows, user_id
+from tests.integration.listening import Listener, ListenerSampler, assert_loopback_only
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,6 +41,8 @@ EVENTS, CHUNKS, STEP_MS = 120, 4, 300
 """120 events 300 ms apart (36 s of event time: 4 tumbling windows, 8 hopping ones), sent in 4 chunks."""
 READY_TIMEOUT, RESULT_TIMEOUT = 180.0, 90.0
 ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_FOR_S = 12.0
+"""Listening sockets are sampled at least this long after the first events are sent."""
 
 
 def make_events() -> list[dict[str, Any]]:
@@ -82,6 +85,8 @@ class SparkRun:
     process_names: list[str]
     ready_s: float
     metrics: dict[str, Any]
+    listeners: set[Listener] = field(default_factory=set)
+    """Listening sockets of the job's process tree while events flowed (tests.integration.listening)."""
 
 
 def _produce(bootstrap: str, topic: str, records: list[tuple[dict[str, Any], int | None]]) -> None:
@@ -126,6 +131,8 @@ def run_spark(engine_class: type[SparkEngine], settings: SparkSettings, slide_ms
         ready_s = time.monotonic() - started
         processes = engine.processes()
         names = [proc.name() for proc in processes]
+        sampler = ListenerSampler(engine.processes).start()
+        sent = time.monotonic()
         per_chunk = EVENTS // CHUNKS
         for chunk in range(CHUNKS):
             _produce(bootstrap, input_topic, [(event, None) for event in events[chunk * per_chunk:(chunk + 1) * per_chunk]])
@@ -147,9 +154,11 @@ def run_spark(engine_class: type[SparkEngine], settings: SparkSettings, slide_ms
         _wait("the progress report of the flush batch", lambda: _rows_in(engine) >= EVENTS + PARTITIONS,
               RESULT_TIMEOUT, engine)
         metrics = engine.metrics()
+        time.sleep(max(0.0, SAMPLE_FOR_S - (time.monotonic() - sent)))  # late-opened servers
+        seen = sampler.stop()
     finally:
         engine.stop()
-    return SparkRun(engine, windows, expected, records, processes, names, ready_s, metrics)
+    return SparkRun(engine, windows, expected, records, processes, names, ready_s, metrics, seen)
 
 
 def _last_values(records: list[dict[str, Any]]) -> dict[tuple[str, int, int], int]:
@@ -248,6 +257,11 @@ def test_logs_and_versions_are_kept(spark_run: SparkRun) -> None:
 
 
 # ------------------------------------------------------------------------------------------- other paths
+def test_every_listening_socket_is_loopback(spark_run: SparkRun) -> None:
+    """Local mode listens on loopback only, the Python driver's py4j included (tests.integration.listening)."""
+    assert_loopback_only("spark", spark_run.listeners)
+
+
 def test_engine_by_module_class_path_runs(kafka_broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(ROOT))
     engine_class = resolve_engine("tests.integration.custom_engine:LabelledSparkEngine")
