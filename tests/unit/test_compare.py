@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.analysis.stats import welch
 from harness.results import figures
 
 from harness.report import document as report
@@ -20,7 +21,6 @@ from harness.report.compare import (
     judge,
     render,
     setting_differences,
-    welch,
 )
 from harness.report.compare import compare as compare_runs
 from harness.results.figures import FIGURE_BY_KEY
