@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 from harness.report import charts
+from harness.report.markdown import table
 
 from harness.analysis import keepup
 from harness.engines.base import FAIRNESS_KEYS
@@ -37,13 +38,6 @@ CV_WARNING = 0.10
 SHORT_RUN_WINDOWS = 5
 """Fewer measured windows than this and percentiles and the latency criterion of the keep-up verdict rest on
 few windows (``bench validate`` refuses fewer than 3)."""
-
-
-# ---------------------------------------------------------------------------------------------------- helpers
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return lines
 
 
 # ---------------------------------------------------------------------------------------------------- report
@@ -170,7 +164,7 @@ def _throughput_table(run: RunData) -> list[str]:
             ]
         )
     lines += ["### Throughput (events/s, measured period)", ""]
-    lines += _md_table(["engine", "reps ok", "target", "achieved", "processed", "sustained", "valid"], rows)
+    lines += table(["engine", "reps ok", "target", "achieved", "processed", "sustained", "valid"], rows)
     lines += [""]
     lines += _generator_table(run)
     lines += _input_path_table(run)
@@ -207,7 +201,7 @@ def _latency_table(run: RunData, first: RepetitionSummary) -> list[str]:
         + ").",
         "",
     ]
-    lines += _md_table(
+    lines += table(
         ["engine", "p50", "p90", "p99", "p99.9", "max", "D", "event-time p50", "event-time p99", "pairs", "negative"],
         rows,
     )
@@ -240,7 +234,7 @@ def _correctness_table(run: RunData) -> list[str]:
             ]
         )
     lines += ["### Correctness (per repetition; a range when repetitions differ)", ""]
-    lines += _md_table(
+    lines += table(
         ["engine", "correct", "expected", "exact", "missing", "extra", "wrong", "duplicated", "late dropped of made"],
         rows,
     )
@@ -269,7 +263,7 @@ def _resources_table(run: RunData) -> list[str]:
                 row.append(f"{fmt_estimate(cpu)} % / {fmt_estimate(rss)} MiB{p99}")
             rows.append(row)
         lines += ["### Resources (mean CPU in % of one core / RSS max (p99 of the one-second samples), measured period)", ""]
-        lines += _md_table(["engine", "engine processes", *others], rows)
+        lines += table(["engine", "engine processes", *others], rows)
         lines += [""]
     return lines
 
@@ -292,7 +286,7 @@ def _generator_table(run: RunData) -> list[str]:
     if not rows:
         return []
     lines = ["### Load generator (publish delay = actual − intended send time, measured period)", ""]
-    lines += _md_table(["engine", "client × processes", "nice", "delay p50", "delay p99", "delay max"], rows)
+    lines += table(["engine", "client × processes", "nice", "delay p50", "delay p99", "delay max"], rows)
     return lines + [""]
 
 
@@ -317,7 +311,7 @@ def _input_path_table(run: RunData) -> list[str]:
         return []
     lines = ["### Input path (publish = actual − intended send time; input append = the input topic's "
              "LogAppendTime − intended send time, 1 ms resolution; measured period)", ""]
-    lines += _md_table(["engine", "rep", "publish p50", "publish p99", "publish max", "input append p50",
+    lines += table(["engine", "rep", "publish p50", "publish p99", "publish max", "input append p50",
                         "input append p99", "input append max", "appended before intended (clocks)",
                         "arrived late: allowed / dropped (whole run)"], rows)
     rules = sorted({d.arrival_rule for reps in run.engines.values() for r in ok_reps(reps)
@@ -396,7 +390,7 @@ def _fairness_section(run: RunData) -> list[str]:
         rows.append([f"**{key}** (differs)" if differs and len(names) > 1 else key, *cells])
     lines = ["## Fairness: settings that change what or when results are emitted", ""]
     lines += ["Each engine reports every setting as a normalised value (compared) and a detail (shown below).", ""]
-    lines += _md_table(["setting"] + names, rows)
+    lines += table(["setting"] + names, rows)
     lines += [""]
     notes = fairness_differences({n: {k: v.value for k, v in s.items()} for n, s in settings.items()})
     if len(names) > 1:
@@ -430,7 +424,7 @@ def _faults_section(run: RunData) -> list[str]:
               "around the fault", "late allowed / dropped", "whole run", "delivery claimed", "observed"]
     for name, reps in engines.items():
         rows = [_fault_row(r, fault) for r in reps for fault in r.summary.faults]
-        lines += [f"### {name}", ""] + _md_table(header, rows) + [""]
+        lines += [f"### {name}", ""] + table(header, rows) + [""]
         errors = [f"- rep {r.summary.repetition}, {f['kind']} at {f['at_ms'] / 1000:g} s: {f['error']}"
                   for r in reps for f in r.summary.faults if f.get("error")]
         lines += errors + ([""] if errors else [])
@@ -580,7 +574,7 @@ def _fingerprint(run: RunData) -> list[str]:
         elif key == "memory_bytes" and isinstance(value, (int, float)):
             value = f"{value / 2**30:,.1f} GiB"
         rows.append([key, str(value)])
-    return ["## Environment", ""] + _md_table(["what", "value"], rows) + [""]
+    return ["## Environment", ""] + table(["what", "value"], rows) + [""]
 
 
 def _definitions(run: RunData) -> list[str]:
