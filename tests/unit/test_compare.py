@@ -12,7 +12,7 @@ import pytest
 from harness.analysis.stats import welch
 from harness.results import figures
 
-from harness.report import document as report
+from harness.report import results_tables as report
 from harness.report.compare import (
     EXIT_USAGE,
     FINGERPRINT_KEYS,
