@@ -1,7 +1,10 @@
-"""Small statistics for results: confidence intervals across repetitions, spread, and latency trend.
+"""Small statistics for results: confidence intervals across repetitions, spread, Welch's two-sample t-test (the
+significance test of ``bench compare``), and latency trend.
 
 No SciPy (it is not a dependency): the Student-t quantile comes from a table for small samples and the
 Cornish-Fisher expansion beyond it, which is what the 95 % intervals of the report and of ``bench compare`` need.
+Welch's test takes that quantile at the Welch–Satterthwaite degrees of freedom rounded down, which is slightly
+conservative (never calls more changes significant than the exact quantile).
 """
 
 from __future__ import annotations
@@ -60,6 +63,45 @@ def estimate(values: Sequence[float | None]) -> Estimate | None:
         return Estimate(mean, None, 1, None)
     stdev = float(finite.std(ddof=1))
     return Estimate(mean, t975(finite.size - 1) * stdev / math.sqrt(finite.size), int(finite.size), stdev)
+
+
+@dataclass(frozen=True)
+class Welch:
+    """Welch's two-sample t-test of B − A at 95 % (two-sided)."""
+
+    difference: float
+    """mean(B) − mean(A), in the figure's unit."""
+    standard_error: float
+    """sqrt(var_A / n_A + var_B / n_B)."""
+    df: float
+    """Welch–Satterthwaite degrees of freedom."""
+    critical_t: float
+    """Student-t 0.975 quantile at floor(df)."""
+
+    @property
+    def detectable(self) -> float:
+        """The smallest |difference| of means this test calls significant, in the figure's unit."""
+        return self.critical_t * self.standard_error
+
+    @property
+    def significant(self) -> bool:
+        return abs(self.difference) > self.detectable
+
+
+def welch(a: Sequence[float], b: Sequence[float]) -> Welch | None:
+    """The test of B against A; None with fewer than 2 values on a side."""
+    na, nb = len(a), len(b)
+    if na < 2 or nb < 2:
+        return None
+    ea, eb = estimate(a), estimate(b)
+    assert ea is not None and eb is not None and ea.stdev is not None and eb.stdev is not None
+    qa, qb = ea.stdev**2 / na, eb.stdev**2 / nb
+    se = math.sqrt(qa + qb)
+    if qa + qb == 0:
+        df = float(na + nb - 2)  # no spread on either side: any difference is significant
+    else:
+        df = (qa + qb) ** 2 / (qa**2 / (na - 1) + qb**2 / (nb - 1))
+    return Welch(eb.mean - ea.mean, se, df, t975(max(1, math.floor(df))))
 
 
 @dataclass(frozen=True)

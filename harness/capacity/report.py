@@ -19,6 +19,7 @@ from harness.capacity.results import (
     engine_entry,
     load_capacity,
 )
+from harness.report.markdown import table
 from harness.results.store import dump_json, write_new
 from harness.units import format_duration_ms, format_percent
 
@@ -115,8 +116,9 @@ def render_capacity(data: dict[str, Any], image: str | None = None, *, source: s
     if source is not None:
         lines += [f"Capacity directory `{source}` — status: {data['status']}.", ""]
     lines += [
-        _search_words(search) + " A trial passes when the generator drove the load, the engine kept up (processed rate, input lag, latency "
-        f"trend), every pair was exact{' and ' + search['slo'] + ' held' if search['slo'] else ''}. "
+        _search_words(search) + " A trial passes when the generator drove the load, the engine kept up (processed "
+        "rate, input lag, latency trend), every pair was exact"
+        f"{' and ' + search['slo'] + ' held' if search['slo'] else ''}. "
         + (f"{searches} searches per engine: the capacity is their mean ± the half-width of its 95 % confidence "
            "interval (Student t)." if searches > 1 else
            "One search per engine: no confidence interval (`--repetitions N` gives one).")
@@ -172,7 +174,7 @@ def _engine_section(engine: str, found: dict[str, Any], ceiling: float | None) -
     rows.append(["search wall time", f"{found['wall_s']:,.0f} s, {len(trials)} trial(s)"
                  + (f" in {len(found['searches'])} searches" if several else "")])
     title = f"## {engine}" + (" (calibration: the harness's own ceiling)" if found["calibration"] else "")
-    lines = [title, "", *_table(["", ""], rows), ""]
+    lines = [title, "", *table(["", ""], rows), ""]
     if capacity is not None:
         lines += [*_shares_table(trials, capacity, several), ""]
     if several:
@@ -210,14 +212,14 @@ def _shares_table(trials: list[Numbered], capacity: float, several: bool) -> lis
         rows.append([f"{share:.0%}", _rate(target), f"{_which(near, several)}: {_rate(trial['rate'])} "
                      f"({trial['rate'] / capacity:.0%}){unsteady}", _sec(trial.get("p50_ms")),
                      _sec(trial.get("p99_ms"))])
-    return _table(["share of capacity", "rate", "nearest passing trial (its share)", "latency p50", "latency p99"],
-                  rows)
+    return table(["share of capacity", "rate", "nearest passing trial (its share)", "latency p50", "latency p99"],
+                 rows)
 
 
 def _searches_table(searches: list[dict[str, Any]]) -> list[str]:
     rows = [[str(index), _rate(s["capacity"]), _bracket(s["bracket"]), str(len(s["trials"])), f"{s['wall_s']:,.0f} s",
              s["ended_by"]] for index, s in enumerate(searches, 1)]
-    return _table(["search", "capacity", "bracket", "trials", "wall time", "ended by"], rows)
+    return table(["search", "capacity", "bracket", "trials", "wall time", "ended by"], rows)
 
 
 def _trials_table(trials: list[Numbered], several: bool) -> list[str]:
@@ -232,7 +234,7 @@ def _trials_table(trials: list[Numbered], several: bool) -> list[str]:
                      _rate(t.get("processed_rate")), _sec(t.get("p50_ms")), _sec(t.get("p99_ms")),
                      _num(t.get("cpu_mean_percent"), "%"), _mib(t.get("rss_max_bytes")), why])
     header = ["trial", "offered", "verdict", "processed", "p50", "p99", "CPU", "RSS", "why"]
-    return _table(["search", *header] if several else header, rows)
+    return table(["search", *header] if several else header, rows)
 
 
 def _nearest_pass(trials: list[Numbered], target: float) -> Numbered | None:
@@ -244,11 +246,6 @@ def _nearest_pass(trials: list[Numbered], target: float) -> Numbered | None:
 def _which(numbered: Numbered, several: bool) -> str:
     search, index, _ = numbered
     return f"search {search}, trial {index}" if several else f"trial {index}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
 
 
 def _rate(value: float | None) -> str:

@@ -5,10 +5,9 @@ usable repetition of every baseline run form one sample, so run-to-run drift is 
 **Candidate** (B): the run under judgement. A repetition is *usable* when it ran to the end and is valid.
 
 **Significance.** Per engine and figure, Welch's t-test on the per-repetition values of A and B at 95 %
-(two-sided). The Student-t quantile is taken at the Welch–Satterthwaite degrees of freedom rounded down, which
-is slightly conservative (never calls more changes significant than the exact quantile). The *smallest
-detectable change* of a figure is the smallest difference of means that this test would call significant with
-these repetitions and their spread: t · SE, in percent of A's mean.
+(two-sided; :func:`harness.analysis.stats.welch`). The *smallest detectable change* of a figure is the smallest
+difference of means that this test would call significant with these repetitions and their spread: t · SE, in
+percent of A's mean.
 
 **Regression.** A figure regressed when it got worse (higher latency, CPU or memory; lower processed rate) by
 more than ``PCT`` percent **and** the change is significant. An engine that was correct in A and is incorrect in
@@ -25,7 +24,6 @@ of failing the gate; when none is left, exit 4 (no baseline: B starts a new one)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +32,7 @@ from typing import Any
 from harness.errors import HarnessError, ScenarioError
 from harness.results.figures import FIGURE_BY_KEY, Figure, figure_values, fmt_estimate, ok_reps
 from harness.results import LoadedRepetition, RunData, load_run
-from harness.analysis.stats import Estimate, estimate, t975
+from harness.analysis.stats import Estimate, Welch, estimate, welch
 
 EXIT_PASS = 0
 EXIT_FAIL = 1
@@ -98,46 +96,6 @@ def load_runs(paths: Sequence[Path]) -> list[RunData]:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CompareInputError(f"{path}: not a readable run directory ({type(exc).__name__}: {exc})") from None
     return runs
-
-
-# ---------------------------------------------------------------------------------------------------- statistics
-@dataclass(frozen=True)
-class Welch:
-    """Welch's two-sample t-test of B − A at 95 % (two-sided)."""
-
-    difference: float
-    """mean(B) − mean(A), in the figure's unit."""
-    standard_error: float
-    """sqrt(var_A / n_A + var_B / n_B)."""
-    df: float
-    """Welch–Satterthwaite degrees of freedom."""
-    critical_t: float
-    """Student-t 0.975 quantile at floor(df)."""
-
-    @property
-    def detectable(self) -> float:
-        """The smallest |difference| of means this test calls significant, in the figure's unit."""
-        return self.critical_t * self.standard_error
-
-    @property
-    def significant(self) -> bool:
-        return abs(self.difference) > self.detectable
-
-
-def welch(a: Sequence[float], b: Sequence[float]) -> Welch | None:
-    """The test of B against A; None with fewer than 2 values on a side."""
-    na, nb = len(a), len(b)
-    if na < 2 or nb < 2:
-        return None
-    ea, eb = estimate(a), estimate(b)
-    assert ea is not None and eb is not None and ea.stdev is not None and eb.stdev is not None
-    qa, qb = ea.stdev**2 / na, eb.stdev**2 / nb
-    se = math.sqrt(qa + qb)
-    if qa + qb == 0:
-        df = float(na + nb - 2)  # no spread on either side: any difference is significant
-    else:
-        df = (qa + qb) ** 2 / (qa**2 / (na - 1) + qb**2 / (nb - 1))
-    return Welch(eb.mean - ea.mean, se, df, t975(max(1, math.floor(df))))
 
 
 # ---------------------------------------------------------------------------------------------------- per figure

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from harness.report import charts
 from harness.report.compare import environment_differences, load_runs, setting_differences, usable_reps
+from harness.report.markdown import table
 from harness.results.figures import FIGURE_BY_KEY, Figure, figure_values, fmt_estimate
 from harness.results import RunData
 from harness.analysis.stats import Estimate, estimate
@@ -114,19 +115,22 @@ def render_history(points: Sequence[HistoryPoint], image: str | None = None) -> 
     header = ["started (UTC)", "run", "commit", "reps"] + [f"{f.label} ({f.unit})" for f in figures] + ["note"]
     for engine in engines_of(points):
         lines += [f"## {engine}", ""]
-        lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        for p in points:
-            usable, total = p.reps.get(engine, (0, 0))
-            values = p.figures.get(engine, {})
-            commit = str(p.run.fingerprint.get("git_commit") or "")[:10]
-            cells = [_when(p), f"`{p.run.path.name}`", f"`{commit}`" if commit else "–", f"{usable}/{total}"]
-            cells += [fmt_estimate(values.get(f.key)) for f in figures]
-            cells.append(p.note)
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines += table(header, [_history_row(p, engine, figures) for p in points])
         lines.append("")
     if not points or not engines_of(points):
         lines += ["No engine results in these runs.", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _history_row(point: HistoryPoint, engine: str, figures: list[Figure]) -> list[str]:
+    """One run's cells in an engine's table: when, run, commit, usable/all repetitions, the figures, the note."""
+    usable, total = point.reps.get(engine, (0, 0))
+    values = point.figures.get(engine, {})
+    commit = str(point.run.fingerprint.get("git_commit") or "")[:10]
+    cells = [_when(point), f"`{point.run.path.name}`", f"`{commit}`" if commit else "–", f"{usable}/{total}"]
+    cells += [fmt_estimate(values.get(f.key)) for f in figures]
+    cells.append(point.note)
+    return cells
 
 
 def plot_history(points: Sequence[HistoryPoint], path: Path) -> Path:

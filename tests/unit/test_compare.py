@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.analysis.stats import welch
 from harness.results import figures
 
-from harness.report import document as report
+from harness.report import results_tables as report
 from harness.report.compare import (
     EXIT_USAGE,
     FINGERPRINT_KEYS,
@@ -20,7 +21,6 @@ from harness.report.compare import (
     judge,
     render,
     setting_differences,
-    welch,
 )
 from harness.report.compare import compare as compare_runs
 from harness.results.figures import FIGURE_BY_KEY

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from harness.report import charts
-from harness.report.document import (PLOT_FILES, _fault_spans, fairness_differences, plot_charts, render_report, write_plots,
-                            write_report)
+from harness.report.document import render_report, write_report
+from harness.report.fairness import fairness_differences
+from harness.report.plots import PLOT_FILES, _fault_spans, plot_charts, write_plots
 from harness.results import create_run_dir, load_run, write_repetition, write_run_info, write_run_status
 from tests.unit.test_results import FINGERPRINT, make_result, make_scenario
 
