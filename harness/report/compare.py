@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, ScenarioError
-from harness.results.figures import FIGURE_BY_KEY, Figure, figure_values, fmt_estimate, ok_reps
+from harness.report.figures import FIGURE_BY_KEY, Figure, figure_values, fmt_estimate, ok_reps
 from harness.results import LoadedRepetition, RunData, load_run
 from harness.analysis.stats import Estimate, Welch, estimate, welch
 

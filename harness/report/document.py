@@ -28,7 +28,7 @@ from harness.report.results_tables import results_section
 from harness.report.sections import (definitions_section, environment_section, failures_section, report_warnings,
                                      run_state)
 from harness.results import RunData, load_run
-from harness.results.figures import FIGURES, Figure
+from harness.report.figures import FIGURES, Figure
 
 PLOT_TITLES = {
     "latency_cdf": "Result latency distribution (measured exact pairs, all repetitions)",

@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.report.markdown import table
 from harness.results import LoadedRepetition, RunData
-from harness.results.figures import fmt_number
+from harness.report.figures import fmt_number
 
 
 def faults_section(run: RunData) -> list[str]:

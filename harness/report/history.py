@@ -21,12 +21,12 @@ from pathlib import Path
 from harness.report import charts
 from harness.report.compare import environment_differences, load_runs, setting_differences, usable_reps
 from harness.report.markdown import table
-from harness.results.figures import FIGURE_BY_KEY, Figure, figure_values, fmt_estimate
+from harness.report.figures import FIGURE_BY_KEY, Figure, figure_values, fmt_estimate
 from harness.results import RunData
 from harness.analysis.stats import Estimate, estimate
 
 HISTORY_FIGURES = ("result_p50", "result_p99", "processed_rate", "engine_cpu")
-"""Figure keys (:mod:`harness.results.figures`) followed over runs."""
+"""Figure keys (:mod:`harness.report.figures`) followed over runs."""
 
 _RUN_NAME_TIME = re.compile(r"^(\d{8}T\d{6}Z)-")
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from harness.report import charts
 from harness.results import LoadedRepetition, ResultError, RunData
-from harness.results.figures import ok_reps
+from harness.report.figures import ok_reps
 from harness.workload import is_measured
 
 PLOT_FILES = {

@@ -10,7 +10,7 @@ from typing import Any
 from harness.analysis.stats import estimate
 from harness.report.markdown import table
 from harness.results import LoadedRepetition, RepetitionSummary, RunData
-from harness.results.figures import FIGURE_BY_KEY, figure_estimate, fmt_estimate, fmt_number, ok_reps
+from harness.report.figures import FIGURE_BY_KEY, figure_estimate, fmt_estimate, fmt_number, ok_reps
 
 
 def results_section(run: RunData) -> list[str]:

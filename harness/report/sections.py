@@ -9,7 +9,7 @@ import numpy as np
 from harness.analysis import keepup
 from harness.report.markdown import table
 from harness.results import RunData
-from harness.results.figures import FIGURE_BY_KEY, figure_estimate, ok_reps
+from harness.report.figures import FIGURE_BY_KEY, figure_estimate, ok_reps
 from harness.workload import is_measured
 
 CV_WARNING = 0.10

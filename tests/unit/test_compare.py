@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.stats import welch
-from harness.results import figures
+from harness.report import figures
 
 from harness.report import results_tables as report
 from harness.report.compare import (
@@ -23,7 +23,7 @@ from harness.report.compare import (
     setting_differences,
 )
 from harness.report.compare import compare as compare_runs
-from harness.results.figures import FIGURE_BY_KEY
+from harness.report.figures import FIGURE_BY_KEY
 from tests.unit.synthetic_runs import GOLDEN, reps, write_run
 
 ROOT = Path(__file__).resolve().parents[2]

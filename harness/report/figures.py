@@ -2,7 +2,7 @@
 
 A :class:`Figure` is one number per engine × repetition, read from its ``summary.json`` (a
 :class:`~harness.results.RepetitionSummary`): its key, label, unit, getter and which direction is better. The
-report (``harness/report/document.py``) tabulates them, ``bench compare`` judges them and ``bench history`` follows them
+report (``harness/report/results_tables.py``) tabulates them, ``bench compare`` judges them and ``bench history`` follows them
 over runs; all three take the definitions from here, so a figure means the same thing everywhere.
 
 Figures are taken over the repetitions that ran to the end (:func:`ok_reps`); failed and interrupted ones carry
