@@ -43,7 +43,7 @@ End of run
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -178,3 +178,38 @@ def visible_ms(append_ms: np.ndarray, receive_ms: np.ndarray, *, read_committed:
     bound of the receive time is stated and tested in :mod:`harness.run.collector`)."""
     append = np.asarray(append_ms, dtype=np.int64)
     return np.maximum(append, np.asarray(receive_ms, dtype=np.int64)) if read_committed else append
+
+
+RESUME_WITHIN_MS = 1_000
+"""Default horizon after an idle gap (:mod:`harness.analysis.arrival`)."""
+
+WatermarkScope = Literal["global", "per-partition"]
+
+
+@dataclass(frozen=True)
+class WatermarkRule:
+    """How an engine's watermark follows its input, as far as dropping late events goes."""
+
+    scope: WatermarkScope = "global"
+    idle_timeout_ms: int | None = None
+    """A partition silent this long stops holding the watermark back (None: never)."""
+    resume_within_ms: int = RESUME_WITHIN_MS
+
+    def describe(self) -> str:
+        """The rule in words (the report's Input path table and ``summary.json``)."""
+        if self.scope == "global":
+            text = "global: largest ts appended earlier on any partition − D"
+        else:
+            text = "per partition: largest ts earlier in the same partition − D"
+        if self.idle_timeout_ms is not None:
+            text += (f"; after a {self.idle_timeout_ms:,} ms gap, the other partitions' ts up to "
+                     f"{self.resume_within_ms:,} ms later")
+        return text
+
+    @classmethod
+    def from_watermark_setting(cls, value: str | None, *, idle_timeout_ms: int | None = None) -> WatermarkRule:
+        """The rule a fairness ``watermark`` value states (:data:`harness.engines.base.FAIRNESS_KEYS`):
+        ``… per partition (min over partitions)`` is per-partition; ``global``, ``per source subtask`` (a subtask
+        reads several partitions and its watermark follows the largest of them) and anything else is global."""
+        scope: WatermarkScope = "per-partition" if value and "per partition" in value else "global"
+        return cls(scope, idle_timeout_ms)

@@ -42,49 +42,13 @@ here. End-of-run records (``seq`` ≥ the load's event count) are not load.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
 
-Scope = Literal["global", "per-partition"]
+from harness.workload import WatermarkRule
 
 NO_TS = np.iinfo(np.int64).min // 4
 """``ts`` of a record whose user and time could not be read, and the "nothing appended before" mark: below
 every real time, with room to subtract D."""
-
-RESUME_WITHIN_MS = 1_000
-"""Default horizon after an idle gap (see the module docstring)."""
-
-
-@dataclass(frozen=True)
-class WatermarkRule:
-    """How an engine's watermark follows its input, as far as dropping late events goes."""
-
-    scope: Scope = "global"
-    idle_timeout_ms: int | None = None
-    """A partition silent this long stops holding the watermark back (None: never)."""
-    resume_within_ms: int = RESUME_WITHIN_MS
-
-    def describe(self) -> str:
-        """The rule in words (the report's Input path table and ``summary.json``)."""
-        if self.scope == "global":
-            text = "global: largest ts appended earlier on any partition − D"
-        else:
-            text = "per partition: largest ts earlier in the same partition − D"
-        if self.idle_timeout_ms is not None:
-            text += (f"; after a {self.idle_timeout_ms:,} ms gap, the other partitions' ts up to "
-                     f"{self.resume_within_ms:,} ms later")
-        return text
-
-    @classmethod
-    def from_watermark_setting(cls, value: str | None, *, idle_timeout_ms: int | None = None) -> WatermarkRule:
-        """The rule a fairness ``watermark`` value states (:data:`harness.engines.base.FAIRNESS_KEYS`):
-        ``… per partition (min over partitions)`` is per-partition; ``global``, ``per source subtask`` (a subtask
-        reads several partitions and its watermark follows the largest of them) and anything else is global."""
-        scope: Scope = "per-partition" if value and "per partition" in value else "global"
-        return cls(scope, idle_timeout_ms)
-
 
 def may_drop(partition: np.ndarray, offset: np.ndarray, append_ms: np.ndarray, ts: np.ndarray, *,
              rule: WatermarkRule, watermark_delay_ms: int) -> np.ndarray:

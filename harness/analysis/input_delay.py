@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
 
-from harness.analysis import histograms
+from harness import histograms
 from harness.analysis.arrival import NO_TS as _NO_TS
 from harness.analysis.arrival import WatermarkRule, may_drop
 from harness.kafka.consume import iter_batches

@@ -4,7 +4,7 @@ Called by the runner once per engine × repetition after the engine stopped (not
 period). Pure: no I/O; the store writes the result (:mod:`harness.results.store`).
 
     judge (harness.analysis.judge)         → pairs, correctness, latencies of measured exact pairs
-    histograms (harness.analysis.histograms) → latency percentiles
+    histograms (harness.histograms) → latency percentiles
     series (harness.analysis.series)       → per-second rates, input lag, latency; the engine's processed rate
     keep-up (harness.analysis.keepup)      → sustained or not, and which criterion failed
     verdicts (harness.analysis.verdicts)   → invalid reasons and warnings, in words
@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.analysis import fault_figures, histograms
+from harness import histograms
+from harness.analysis import fault_figures
 from harness.analysis import verdicts
 from harness.engines.base import normalise_fairness
 from harness.analysis.arrival import WatermarkRule
@@ -32,7 +33,7 @@ from harness.analysis.keepup import KeepUp, judge_keep_up
 from harness.loadgen import GeneratorResult
 from harness.loadgen.schedule import RateSchedule
 from harness.analysis.oracle import Expected
-from harness.run.resources import summarize
+from harness.analysis.resources import summarize
 from harness.results.model import (
     FORMAT_VERSION,
     FairnessValue,

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.analysis.keepup import MAX_LATENCY_SLOPE
-from harness.run.resources import OTHERS
+from harness.analysis.resources import OTHERS
 from harness.results.model import GeneratorSummary, KeepUp, RepetitionSummary
 
 CATCHING_UP_RATIO = 1.05
@@ -16,7 +16,7 @@ CATCHING_UP_RATIO = 1.05
 left from its start-up (a settled engine processes what arrives, ±1-2 % from micro-batch boundaries)."""
 
 SHARED_CPU_PERCENT = 25.0
-"""Mean CPU of processes outside the run (:data:`harness.run.resources.OTHERS`) over the measured period above which
+"""Mean CPU of processes outside the run (:data:`harness.analysis.resources.OTHERS`) over the measured period above which
 a repetition is said to have shared the machine, % of one core."""
 
 

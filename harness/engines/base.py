@@ -31,9 +31,8 @@ from typing import Any, ClassVar, Union
 import psutil
 from pydantic import BaseModel, ConfigDict
 
-from harness.analysis.arrival import WatermarkRule
 from harness.infra.proc import kill_processes
-from harness.workload import JobSpec
+from harness.workload import JobSpec, WatermarkRule
 
 FAIRNESS_KEYS = (
     "output_mode",

@@ -34,7 +34,7 @@ import yaml
 from harness import versions
 
 from harness.infra import jvm
-from harness.analysis.arrival import WatermarkRule
+from harness.workload import WatermarkRule
 from harness.infra.distributions import PROJECT_ROOT, flink_home, flink_shipped_config
 from harness.engines.base import EngineContext, EngineSettings, Setting
 from harness.engines.flink_jobs import cancel_leftovers, job_name_for, latest_checkpoint
@@ -45,7 +45,7 @@ from harness.engines.jobs.flink_sql_job import CHECKPOINT_DIR
 from harness.engines.jobs import LOOPBACK
 from harness.engines.process import ProcessEngine
 from harness.errors import EngineError
-from harness.kafka.embedded import free_port
+from harness.infra.ports import free_port
 from harness.infra.proc import ManagedProcess
 from harness.units import format_duration_ms
 

@@ -40,7 +40,7 @@ import yaml
 
 from harness.infra import jvm
 from harness.infra.distributions import flink_home, flink_shipped_config, spark_home
-from harness.kafka.embedded import free_port
+from harness.infra.ports import free_port
 from harness.infra.proc import ManagedProcess, kill_processes
 
 HOST = "127.0.0.1"

@@ -8,7 +8,6 @@ readiness is an admin round-trip, and :meth:`EmbeddedKafka.stop` is TERM then KI
 from __future__ import annotations
 
 import base64
-import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -18,16 +17,10 @@ from harness import versions
 from harness.infra import jvm
 from harness.errors import ServiceError
 from harness.kafka.admin import probe
+from harness.infra.ports import free_port
 from harness.infra.proc import ManagedProcess
 
 _LOG4J_CONFIG = Path(__file__).resolve().parent.parent / "resources" / "kafka-log4j2.properties"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 free right now (the broker binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class EmbeddedKafka:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from harness.analysis import histograms
+from harness import histograms
 
 HIST_MAX_US = histograms.DELAY_HIGHEST_US
 
@@ -99,7 +99,7 @@ class WorkerStats:
 
 
 def delay_percentiles_ms(histogram: HdrHistogram) -> dict[str, float]:
-    """``p50, p90, p99, p99_9, max`` (the keys of :mod:`harness.analysis.histograms`) in milliseconds; 0 when empty."""
+    """``p50, p90, p99, p99_9, max`` (the keys of :mod:`harness.histograms`) in milliseconds; 0 when empty."""
     values = histograms.percentiles(histogram, scale=1000.0)
     return {key: float(values[key] or 0.0) for key in (*histograms.PERCENTILES, "max")}
 
@@ -244,6 +244,6 @@ def _max_bins(bins: np.ndarray, index: np.ndarray, values: np.ndarray) -> np.nda
 
 
 def _record_all(histogram: HdrHistogram, delay_ms: np.ndarray) -> None:
-    """Record many delays at once (see :func:`harness.analysis.histograms.record_into`); delays below 1 µs are recorded as
+    """Record many delays at once (see :func:`harness.histograms.record_into`); delays below 1 µs are recorded as
     1 µs, above the range as its top."""
     histograms.record_into(histogram, np.clip(np.rint(delay_ms * 1000.0), 1, HIST_MAX_US).astype(np.int64))

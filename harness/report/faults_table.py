@@ -1,5 +1,5 @@
 """The run report's Faults section: one table per engine with a fault record, what each injected fault cost (see
-:mod:`harness.run.faults`), and the delivery guarantee the engine claims beside what was observed."""
+:mod:`harness.analysis.fault_figures`), and the delivery guarantee the engine claims beside what was observed."""
 
 from __future__ import annotations
 

@@ -117,7 +117,7 @@ FAULT_SPAN_NOTE = "\nline: fault injected; shaded, and a bar per engine on top: 
 
 def _fault_spans(run: RunData) -> list[charts.Span]:
     """A span per injected fault of each engine's first repetition that ran to the end, in the engine's colour:
-    from the fault to its recovery (:mod:`harness.run.faults`; open to the plot's edge when latency never recovered),
+    from the fault to its recovery (:mod:`harness.analysis.fault_figures`; open to the plot's edge when latency never recovered),
     in seconds since that repetition's load started."""
     spans = []
     for i, name in enumerate(run.engines):

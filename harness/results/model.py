@@ -13,7 +13,7 @@ Format history (``format_version``; the loader upgrades older versions, see :fun
   read as transactional output (latency then uses the visible time, see :mod:`harness.analysis.judge`);
   ``collector`` carries bad records by kind. Added later without a version change (new optional fields with
   defaults; absent means not measured): ``input_delay``, the input topic's append time − intended send time
-  (:mod:`harness.analysis.input_delay`); ``faults``, one entry per injected fault (see :mod:`harness.run.faults`;
+  (:mod:`harness.analysis.input_delay`); ``faults``, one entry per injected fault (see :mod:`harness.analysis.fault_figures`;
   empty without faults).
 """
 
@@ -207,7 +207,7 @@ SustainedSummary = KeepUp
 @dataclass(frozen=True)
 class ResourceStats:
     """One component's use over the measured period (``summary.json``'s ``resources``; summarised from
-    resources.csv by :func:`harness.run.resources.summarize`)."""
+    resources.csv by :func:`harness.analysis.resources.summarize`)."""
 
     cpu_mean_percent: float | None
     """Mean CPU, % of one core (200 = two cores busy)."""
@@ -282,7 +282,7 @@ class RepetitionSummary:
     input topic was not read back: results written before this field existed, or the load did not finish)."""
     faults: list[dict[str, Any]] = field(default_factory=list)
     """One entry per scenario fault: the injector's record (kind, at_ms, downtime_ms, injected_at_ms,
-    restarted_at_ms, recovered_at_ms, error) and, if it was injected, :class:`harness.run.faults.FaultFigures`."""
+    restarted_at_ms, recovered_at_ms, error) and, if it was injected, :class:`harness.analysis.fault_figures.FaultFigures`."""
 
 
 @dataclass(eq=False)

@@ -31,7 +31,6 @@ import gzip
 import io
 import json
 import os
-import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from typing import Any
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
+from harness import histograms
 from harness.errors import HarnessError
 from harness.results.model import (
     FORMAT_VERSION,
@@ -143,21 +143,14 @@ def write_repetition(run_dir: Path, result: RepetitionResult) -> Path:
         with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz:
             gz.write(result.pairs.to_csv(index=False, float_format="%.10g").encode())
         write_new(directory / "pairs.csv.gz", buffer.getvalue())
-    write_new(directory / "result-latency.hdr", _histogram_text(result.result_histogram) + "\n")
-    write_new(directory / "event-time-latency.hdr", _histogram_text(result.event_time_histogram) + "\n")
+    write_new(directory / "result-latency.hdr", histograms.encode(result.result_histogram) + "\n")
+    write_new(directory / "event-time-latency.hdr", histograms.encode(result.event_time_histogram) + "\n")
     write_new(directory / "engine-metrics.json", dump_json(result.engine_metrics))
     write_new(directory / "resources.csv", result.resources.to_csv(index=False, float_format="%.6g"))
     if result.generator is not None:
         write_new(directory / "generator.json", dump_json(result.generator))
     write_new(directory / "summary.json", dump_json(dataclasses.asdict(summary)))
     return directory
-
-
-def _histogram_text(histogram: HdrHistogram) -> str:
-    """HdrHistogram's standard compressed base64 form, as the ``.hdr`` files hold it (read by
-    :func:`_read_histogram`; the same form as :func:`harness.analysis.histograms.encode`)."""
-    encoded = histogram.encode()
-    return encoded.decode() if isinstance(encoded, bytes) else str(encoded)
 
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -238,7 +231,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 def _read_histogram(path: Path) -> HdrHistogram:
     text = _read_text(path)
     try:
-        return HdrHistogram.decode(text.strip().encode())
+        return histograms.decode(text)
     except Exception as exc:  # noqa: BLE001 - the decoder raises assorted types on damaged input
         raise ResultError(f"{path}: damaged histogram ({type(exc).__name__})") from None
 

@@ -31,7 +31,7 @@ from harness.engines.base import Engine, EngineContext, Setting
 from harness.errors import HarnessError
 from harness.infra import isolation
 from harness.kafka import create_topics, delete_topics
-from harness.kafka.service import KafkaEndpoint
+from harness.run.kafka_service import KafkaEndpoint
 from harness.loadgen import GeneratorResult, Progress, run_generator
 from harness.loadgen.generator import StopCallback
 from harness.run.collector import LiveCollector
@@ -44,7 +44,7 @@ from harness.units import format_duration_ms
 from harness.workload import JobSpec
 
 if TYPE_CHECKING:
-    from harness.analysis.arrival import WatermarkRule
+    from harness.workload import WatermarkRule
 
 
 def _generator_processes() -> list[psutil.Process]:

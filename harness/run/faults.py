@@ -43,7 +43,7 @@ from harness.infra.proc import kill_group
 
 if TYPE_CHECKING:
     from harness.engines.base import Engine
-    from harness.kafka.service import KafkaEndpoint
+    from harness.run.kafka_service import KafkaEndpoint
     from harness.scenario import Fault, KillWorker
 
 RECOVERY_POLL_S = 0.5

@@ -8,7 +8,8 @@ its second sample on; the sampler keeps one ``psutil.Process`` per (pid, start t
 
 Beside the run's own components the sampler records :data:`OTHERS`: the machine's busy CPU (all cores, from
 ``psutil.cpu_times``) minus the run's components, i.e. what processes outside the run took from the cores while it
-was measured. A run that shared the machine says so (:mod:`harness.analysis.verdicts`).
+was measured. A run that shared the machine says so (:mod:`harness.analysis.verdicts`). The figures over the
+measured period are :func:`harness.analysis.resources.summarize`'s.
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ from collections.abc import Callable, Mapping
 import pandas as pd
 import psutil
 
-from harness.results import ResourceStats
-
-OTHERS = "other processes"
-"""Pseudo-component: CPU used on the machine by processes that are not part of the run (no memory figure)."""
+from harness.analysis.resources import OTHERS  # the pseudo-component of processes outside the run (CPU only)
 
 RESOURCE_COLUMNS = ("t_ms", "component", "cpu_percent", "rss_bytes", "processes")
 """resources.csv: ``t_ms`` epoch ms of the sample; ``cpu_percent`` summed over the component's processes
@@ -149,27 +147,3 @@ class ResourceSampler:
         with self._lock:
             rows = list(self._rows)
         return pd.DataFrame(rows, columns=list(RESOURCE_COLUMNS))
-
-
-def summarize(frame: pd.DataFrame, start_ms: int | None = None, end_ms: int | None = None) -> dict[str, ResourceStats]:
-    """Per component: mean and max CPU and max RSS over samples with ``start_ms <= t_ms <= end_ms`` (all samples
-    of a component when none falls in that period)."""
-    out: dict[str, ResourceStats] = {}
-    if frame is None or frame.empty:
-        return out
-    for component, rows in frame.groupby("component", sort=False):
-        window = rows
-        if start_ms is not None and end_ms is not None:
-            inside = rows[(rows["t_ms"] >= start_ms) & (rows["t_ms"] <= end_ms)]
-            if len(inside):
-                window = inside
-        cpu = window["cpu_percent"].dropna()
-        rss = window["rss_bytes"][window["processes"] > 0]
-        out[str(component)] = ResourceStats(
-            cpu_mean_percent=float(cpu.mean()) if len(cpu) else None,
-            cpu_max_percent=float(cpu.max()) if len(cpu) else None,
-            rss_max_bytes=int(rss.max()) if len(rss) else None,
-            samples=int(len(window)),
-            rss_p99_bytes=int(rss.quantile(0.99, interpolation="lower")) if len(rss) else None,
-        )
-    return out

@@ -25,7 +25,7 @@ from harness.engines.base import Engine, engine_versions
 from harness.engines.registry import resolve_engine
 from harness.errors import HarnessError
 from harness.infra import isolation, jvm
-from harness.kafka import kafka_service
+from harness.run.kafka_service import kafka_service
 from harness.kafka.clientlog import client_log_to
 from harness.run.engine_run import EngineRun
 from harness.run.progress import ProgressDisplay

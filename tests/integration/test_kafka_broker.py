@@ -16,7 +16,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from harness.errors import ServiceError
-from harness.kafka import EmbeddedKafka, create_topics, kafka_service, topic_config
+from harness.kafka import EmbeddedKafka, create_topics, topic_config
+from harness.run.kafka_service import kafka_service
 from harness.kafka.admin import probe
 from harness.scenario import KafkaConfig
 

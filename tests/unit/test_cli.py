@@ -170,7 +170,7 @@ def test_bench_run_hands_a_scenarios_faults_to_every_engine_run(tmp_path: Path, 
     import harness.run.engine_run
     import harness.run.runner
     from harness.cli import cli
-    from harness.kafka.service import KafkaEndpoint
+    from harness.run.kafka_service import KafkaEndpoint
 
     seen: list[tuple[str, list[tuple[str, int, int]]]] = []
 

@@ -1,4 +1,4 @@
-"""The figures measured around a fault (harness.run.faults), on hand-made pair frames, and the injector's scheduling
+"""The figures measured around a fault (harness.analysis.fault_figures), on hand-made pair frames, and the injector's scheduling
 and check suspension with a fake engine."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.analysis import histograms
+from harness import histograms
 
 
 def test_negative_latencies_are_counted_apart_never_clamped() -> None:

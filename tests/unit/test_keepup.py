@@ -77,7 +77,7 @@ def test_a_repetition_that_shared_the_cpus_says_so() -> None:
 
     from harness.analysis import verdicts
     from harness.results import ResourceStats
-    from harness.run.resources import OTHERS
+    from harness.analysis.resources import OTHERS
 
     summary = make_result("spark").summary
 

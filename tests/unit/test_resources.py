@@ -8,7 +8,8 @@ import sys
 import pandas as pd
 import psutil
 
-from harness.run.resources import OTHERS, ResourceSampler, process_tree, summarize, this_process
+from harness.analysis.resources import OTHERS, summarize
+from harness.run.resources import ResourceSampler, process_tree, this_process
 
 
 def test_first_sample_primes_cpu_then_sums_per_component() -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.analysis import histograms
+from harness import histograms
 from harness.analysis.repetition import RepetitionInputs, analyse
 from harness.errors import HarnessError
 from harness.analysis.input_delay import InputAppendTimes

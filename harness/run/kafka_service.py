@@ -11,7 +11,6 @@ from pathlib import Path
 
 import psutil
 
-from harness import versions
 from harness.kafka.admin import wait_for_cluster
 from harness.kafka.embedded import EmbeddedKafka
 from harness.scenario import KafkaConfig
