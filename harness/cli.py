@@ -238,7 +238,7 @@ def compare(baselines: tuple[Path, ...], candidate: Path, pct: float | None, all
 
     Example: `bench compare results/A results/B --fail-on-regression 10`.
     """
-    from harness.capacity.compare import capacity_kind, compare_capacity, render_capacity_comparison
+    from harness.report.capacity_compare import capacity_kind, compare_capacity, render_capacity_comparison
     from harness.report.compare import compare as compare_runs
     from harness.report.compare import render
 

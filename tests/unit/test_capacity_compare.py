@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.capacity.compare import compare_capacity, ranges_overlap, render_capacity_comparison
+from harness.report.capacity_compare import compare_capacity, ranges_overlap, render_capacity_comparison
 from harness.cli import cli
 from tests.unit.capacity_dirs import FINGERPRINT, capacity_scenario, found, write_capacity_dir
 
