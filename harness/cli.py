@@ -144,6 +144,7 @@ def capacity(scenario_file: Path, engine_names: str | None, start: float | None,
     directory, `bench compare` compares two. Exit code 0 when every search ended, 130 when interrupted.
     """
     from harness.capacity.runner import run_capacity, with_capacity_overrides
+    from harness.report.capacity import write_capacity_files
     from harness.scenario import load_scenario
 
     scenario = with_capacity_overrides(
@@ -152,7 +153,8 @@ def capacity(scenario_file: Path, engine_names: str | None, start: float | None,
         trials=trials_mode, source=str(scenario_file),
     )
     names = [name.strip() for name in engine_names.split(",") if name.strip()] if engine_names else None
-    outcome = run_capacity(scenario, out, engines=names)
+    outcome = run_capacity(scenario, out, engines=names)  # writes capacity.json
+    write_capacity_files(outcome.out_dir)  # capacity.md and capacity.png, rendered from it
     several = outcome.config.repetitions > 1
     for found in outcome.searches:
         result = found.result

@@ -1,4 +1,6 @@
-"""``capacity.json``: the stored result of ``bench capacity``, how it is built, read back and summarised.
+"""``capacity.json``: the stored result of ``bench capacity``, how it is built from the searches and written (once,
+when they end: :func:`write_capacity_json`), read back and summarised. Its markdown and plot are rendered from the
+stored file (by ``bench capacity`` when the searches end, and by ``bench report``).
 
 Format 3 (written now): ``search`` also holds ``trials`` — ``fresh`` (a whole run per trial) or ``stepped``
 (:mod:`harness.capacity.stepped`: one run per several rates, each step a trial; its trials then also carry
@@ -30,12 +32,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import results
 from harness.analysis.stats import Estimate, estimate
 from harness.results import ResultError
+from harness.results.store import dump_json, write_new
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from harness.capacity.search import SearchResult
-    from harness.scenario import CapacityConfig
+    from harness.scenario import CapacityConfig, Scenario
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,55 @@ def engine_entry(searches: list[dict[str, Any]], *, calibration: bool, ceiling: 
         "wall_s": round(sum(s["wall_s"] for s in searches), 1),
         "searches": searches,
     }
+
+
+# ------------------------------------------------------------------------------------------------- building
+def write_capacity_json(outcome: CapacityOutcome, scenario: Scenario, started: dt.datetime) -> Path:
+    """Write :func:`capacity_json` into ``outcome.out_dir`` (never overwriting); called once, when the searches
+    end. Returns its path."""
+    path = outcome.out_dir / CAPACITY_FILE
+    write_new(path, dump_json(capacity_json(outcome, scenario, started)))
+    return path
+
+
+def capacity_json(outcome: CapacityOutcome, scenario: Scenario, started: dt.datetime) -> dict[str, Any]:
+    """Everything found (the format above): per engine the capacity over its searches,
+    and per search the bracket, what ended it, its wall time and every trial."""
+    config = outcome.config
+    by_engine: dict[str, list[EngineSearch]] = {}
+    for found in outcome.searches:
+        by_engine.setdefault(found.engine, []).append(found)
+    calibration = next((runs for runs in by_engine.values() if runs[0].calibration), None)
+    ceiling = None
+    if calibration is not None:
+        ceiling = engine_entry([_search_json(s) for s in calibration], calibration=True, ceiling=None)["capacity"]
+    return {
+        "format_version": CAPACITY_FORMAT_VERSION,
+        "kind": "capacity",
+        "status": outcome.status,
+        "started": started.isoformat(timespec="seconds"),
+        "repetitions": config.repetitions,
+        "search": {
+            "start": config.start, "max": config.max, "precision": config.precision, "growth": config.growth,
+            "slo": None if config.slo is None else str(config.slo),
+            "trial_duration_ms": config.trial.duration, "trial_warmup_ms": config.trial.warmup,
+            "trials": config.trials, "steps_per_run": config.steps_per_run if config.trials == "stepped" else None,
+        },
+        "calibration_capacity": ceiling,
+        "engines": {name: engine_entry([_search_json(s) for s in runs], calibration=runs[0].calibration,
+                                       ceiling=ceiling)
+                    for name, runs in by_engine.items()},
+        "scenario": scenario.dump(),
+        "fingerprint": results.environment_fingerprint(kafka_mode=scenario.kafka.mode),
+    }
+
+
+def _search_json(found: EngineSearch) -> dict[str, Any]:
+    result = found.result
+    values = (result.capacity, list(result.bracket), result.ended_by, result.load_path_bound,
+              round(found.wall_s, 1),
+              [{"rate": t.rate, "verdict": t.verdict, "reason": t.reason, **t.figures} for t in result.trials])
+    return dict(zip(SEARCH_KEYS, values, strict=True))
 
 
 # ---------------------------------------------------------------------------------------------------- reading

@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import results
-from harness.capacity.report import write_capacity_outputs
-from harness.capacity.results import CapacityOutcome, EngineSearch
+from harness.capacity.results import CapacityOutcome, EngineSearch, write_capacity_json
 from harness.capacity.search import SearchResult, TrialOutcome, TrialRecord, judge_trial, search, stepped_search
 from harness.errors import HarnessError
 from harness.run.progress import ProgressDisplay
@@ -207,9 +206,9 @@ def run_capacity(scenario: Scenario, out: Path, *, engines: list[str] | None = N
                  display: ProgressDisplay | None = None) -> CapacityOutcome:
     """Search every engine (the calibration engine first when asked) ``capacity.repetitions`` times, in rounds
     like the repetitions of ``bench run`` (round 1: every engine once, then round 2 …), so slow drift of the
-    machine spreads over all engines; write ``capacity.json``, ``capacity.md`` and ``capacity.png`` into
-    ``out/<UTC stamp>-capacity-<scenario>/`` and return what was found. Ctrl-C ends the current search; what was
-    measured is written and the outcome is ``interrupted``."""
+    machine spreads over all engines; write ``capacity.json`` into ``out/<UTC stamp>-capacity-<scenario>/`` and
+    return what was found (``bench capacity`` then renders capacity.md and capacity.png from that file). Ctrl-C
+    ends the current search; what was measured is written and the outcome is ``interrupted``."""
 
     config = scenario.capacity or CapacityConfig()
     names = engines_to_search(scenario, engines)
@@ -234,7 +233,7 @@ def run_capacity(scenario: Scenario, out: Path, *, engines: list[str] | None = N
         if status == "interrupted":
             break
     outcome = CapacityOutcome(out_dir, config, searches, status)
-    write_capacity_outputs(outcome, scenario, started)
+    write_capacity_json(outcome, scenario, started)
     return outcome
 
 

@@ -1,5 +1,6 @@
-"""Capacity directories for the report and compare tests, written by the real code (``capacity_json`` of a
-finished search) with searches given as (capacity, bracket) pairs instead of running trials."""
+"""Capacity directories for the report and compare tests, written by the real code (capacity.json of a finished
+search, then capacity.md and capacity.png rendered from it, as ``bench capacity`` does) with searches given as
+(capacity, bracket) pairs instead of running trials."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from harness.capacity.results import CapacityOutcome, EngineSearch, write_capacity_json
 from harness.capacity.search import SearchResult, TrialRecord
-from harness.capacity.report import write_capacity_outputs
-from harness.capacity.results import CapacityOutcome, EngineSearch
+from harness.report.capacity import write_capacity_files
 from harness.scenario import CapacityConfig, parse_scenario
 
 FINGERPRINT = {"cpu_model": "AMD EPYC (test)", "cpu_logical": 2, "cpu_physical": 1, "versions": {"kafka": "3.9.0"}}
@@ -46,12 +47,13 @@ def write_capacity_dir(path: Path, searches: dict[str, list[SearchResult]], monk
     capacity.png is only drawn with ``plot`` (matplotlib takes seconds)."""
     monkeypatch.setattr("harness.results.environment_fingerprint", lambda **_: dict(fingerprint or FINGERPRINT))
     if not plot:
-        monkeypatch.setattr("harness.capacity.report.plot_capacity", lambda data, target: target)
+        monkeypatch.setattr("harness.report.capacity.plot_capacity", lambda data, target: target)
     rounds = max(len(v) for v in searches.values())
     flat = [EngineSearch(engine, runs[number], 100.0 + number, calibration=engine == "calibration", search=number + 1)
             for number in range(rounds) for engine, runs in searches.items() if number < len(runs)]
     scenario = scenario or capacity_scenario(repetitions=rounds)
     path.mkdir(parents=True)
     outcome = CapacityOutcome(path, scenario.capacity or CapacityConfig(), flat, status)
-    write_capacity_outputs(outcome, scenario, dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc))
+    write_capacity_json(outcome, scenario, dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc))
+    write_capacity_files(path)
     return path

@@ -149,7 +149,7 @@ def test_an_engine_interrupted_before_its_first_trial_says_so(tmp_path: Path, mo
 
 
 def test_latency_of_a_trial_that_passed_while_catching_up_is_marked() -> None:
-    from harness.capacity.report import _shares_table
+    from harness.report.capacity import _shares_table
 
     steady = {"rate": 10_000.0, "verdict": "pass", "reason": "", "p50_ms": 3_000.0, "p99_ms": 4_000.0}
     catching = {"rate": 20_000.0, "verdict": "pass", "p50_ms": 17_790.0, "p99_ms": 24_570.0,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from harness.capacity.results import capacity_json
 from harness.capacity.search import SearchResult, TrialRecord
-from harness.capacity.report import capacity_json, plot_capacity, render_capacity
 from harness.capacity.runner import (
     CapacityOutcome,
     EngineSearch,
@@ -21,6 +21,7 @@ from harness.capacity.runner import (
 )
 from harness.cli import cli
 from harness.errors import ScenarioError
+from harness.report.capacity import plot_capacity, render_capacity, write_capacity_files
 from harness.scenario import CapacityConfig, load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,6 +205,7 @@ def test_repeated_searches_run_in_rounds_and_give_a_mean_with_a_t_interval(tmp_p
     monkeypatch.setattr("harness.results.environment_fingerprint", lambda **_: {"cpu_model": "test"})
     done = runner.run_capacity(scenario(repetitions=3, start=1000, precision="1%"), tmp_path,
                                display=ProgressDisplay(live=False))
+    write_capacity_files(done.out_dir)  # as `bench capacity` does once run_capacity has written capacity.json
     assert order == ["calibration", "spark", "calibration-s2", "spark-s2", "calibration-s3", "spark-s3"]
     assert [(s.engine, s.search) for s in done.searches] == [("calibration", 1), ("spark", 1), ("calibration", 2),
                                                               ("spark", 2), ("calibration", 3), ("spark", 3)]

@@ -1,30 +1,18 @@
-"""The files ``bench capacity`` writes beside its trials — ``capacity.json`` (every figure,
-:mod:`harness.capacity.results`), ``capacity.md`` (a table per engine) and ``capacity.png`` (latency and processed
-rate against the offered rate) — and ``bench report`` of a capacity directory, which renders the same markdown
-from the stored capacity.json (alone, or as one section of a combined report such as REPORT.md)."""
+"""``capacity.md`` (a table per engine) and ``capacity.png`` (latency and processed rate against the offered rate),
+both rendered from a capacity directory's stored ``capacity.json`` (:mod:`harness.capacity.results`): written once
+by ``bench capacity`` when its searches end, and by ``bench report`` of a capacity directory, which renders the
+same markdown (alone, or as one section of a combined report such as REPORT.md)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from harness import results
-from harness.capacity.results import (
-    CAPACITY_FORMAT_VERSION,
-    SEARCH_KEYS,
-    CapacityOutcome,
-    EngineSearch,
-    engine_entry,
-    load_capacity,
-)
+from harness.capacity.results import load_capacity
 from harness.report.markdown import table
-from harness.results.store import dump_json, write_new
+from harness.results.store import write_new
 from harness.units import format_duration_ms, format_percent
-
-if TYPE_CHECKING:
-    from harness.scenario import Scenario
 
 SHARES = (0.25, 0.5, 0.75, 1.0)
 """Fractions of the capacity at which the tables show latency (from the passing trial nearest to each)."""
@@ -34,14 +22,15 @@ shows its own share beside it)."""
 PLOT_FILE = "capacity.png"
 
 
-def write_capacity_outputs(outcome: CapacityOutcome, scenario: Scenario, started: dt.datetime) -> None:
-    """Write the three files into ``outcome.out_dir`` (never overwriting); called once, when the searches end."""
-    data = capacity_json(outcome, scenario, started)
-    write_new(outcome.out_dir / "capacity.json", dump_json(data))
-    has_plot = any(s.result.trials for s in outcome.searches)
+def write_capacity_files(capacity_dir: Path) -> None:
+    """``bench capacity``, once its searches have ended: capacity.md and, when some search has trials, capacity.png
+    into the capacity directory, from its stored capacity.json (capacity.md never overwritten)."""
+    capacity_dir = Path(capacity_dir)
+    data = load_capacity(capacity_dir)
+    has_plot = _has_trials(data)
     if has_plot:
-        plot_capacity(data, outcome.out_dir / PLOT_FILE)
-    write_new(outcome.out_dir / "capacity.md", render_capacity(data, PLOT_FILE if has_plot else None))
+        plot_capacity(data, capacity_dir / PLOT_FILE)
+    write_new(capacity_dir / "capacity.md", render_capacity(data, PLOT_FILE if has_plot else None))
 
 
 def write_capacity_report(capacity_dir: Path, to: Path | None = None) -> Path:
@@ -59,51 +48,15 @@ def capacity_report_section(capacity_dir: Path, target: Path) -> str:
     ``target``, the file the text goes into; used alone and by ``bench report RUN... CAPACITY_DIR --to FILE``."""
     data = load_capacity(capacity_dir)
     image = None
-    if any(s["trials"] for found in data["engines"].values() for s in found["searches"]):
+    if _has_trials(data):
         path = plot_capacity(data, Path(capacity_dir) / PLOT_FILE)
         image = Path(os.path.relpath(path.resolve(), target.parent.resolve())).as_posix()
     return render_capacity(data, image, source=Path(capacity_dir).name)
 
 
-# ---------------------------------------------------------------------------------------------------- json
-def capacity_json(outcome: CapacityOutcome, scenario: Scenario, started: dt.datetime) -> dict[str, Any]:
-    """Everything found (format of :mod:`harness.capacity.results`): per engine the capacity over its searches,
-    and per search the bracket, what ended it, its wall time and every trial."""
-    config = outcome.config
-    by_engine: dict[str, list[EngineSearch]] = {}
-    for found in outcome.searches:
-        by_engine.setdefault(found.engine, []).append(found)
-    calibration = next((runs for runs in by_engine.values() if runs[0].calibration), None)
-    ceiling = None
-    if calibration is not None:
-        ceiling = engine_entry([_search_json(s) for s in calibration], calibration=True, ceiling=None)["capacity"]
-    return {
-        "format_version": CAPACITY_FORMAT_VERSION,
-        "kind": "capacity",
-        "status": outcome.status,
-        "started": started.isoformat(timespec="seconds"),
-        "repetitions": config.repetitions,
-        "search": {
-            "start": config.start, "max": config.max, "precision": config.precision, "growth": config.growth,
-            "slo": None if config.slo is None else str(config.slo),
-            "trial_duration_ms": config.trial.duration, "trial_warmup_ms": config.trial.warmup,
-            "trials": config.trials, "steps_per_run": config.steps_per_run if config.trials == "stepped" else None,
-        },
-        "calibration_capacity": ceiling,
-        "engines": {name: engine_entry([_search_json(s) for s in runs], calibration=runs[0].calibration,
-                                       ceiling=ceiling)
-                    for name, runs in by_engine.items()},
-        "scenario": scenario.dump(),
-        "fingerprint": results.environment_fingerprint(kafka_mode=scenario.kafka.mode),
-    }
-
-
-def _search_json(found: EngineSearch) -> dict[str, Any]:
-    result = found.result
-    values = (result.capacity, list(result.bracket), result.ended_by, result.load_path_bound,
-              round(found.wall_s, 1),
-              [{"rate": t.rate, "verdict": t.verdict, "reason": t.reason, **t.figures} for t in result.trials])
-    return dict(zip(SEARCH_KEYS, values, strict=True))
+def _has_trials(data: dict[str, Any]) -> bool:
+    """Whether any search of the capacity result ran a trial (else there is nothing to plot)."""
+    return any(s["trials"] for found in data["engines"].values() for s in found["searches"])
 
 
 # ------------------------------------------------------------------------------------------------ markdown
