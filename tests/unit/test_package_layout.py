@@ -1,5 +1,6 @@
-"""The package's shape: imports point one way (no cycle among the harness's modules, counting imports inside
-functions and under TYPE_CHECKING), and the names outside engines import from their old places still work."""
+"""The package's shape: imports point one way (no cycle among the harness's modules, and packages import only
+those below them in :data:`LAYERS`, counting imports inside functions and under TYPE_CHECKING), and the names
+outside engines import from their old places still work."""
 
 from __future__ import annotations
 
@@ -107,6 +108,46 @@ def test_the_graph_sees_imports_inside_functions_and_type_checking() -> None:
     assert "harness.scenario" in graph["harness.capacity.results"]  # under TYPE_CHECKING
 
 
+LAYERS = [
+    ["harness.cli", "harness.proc"],  # the command line; the deprecated alias of harness.infra.proc
+    ["harness.report"],
+    ["harness.capacity"],
+    ["harness.run"],
+    ["harness.analysis"],
+    ["harness.results"],
+    ["harness.loadgen"],
+    ["harness.scenario"],
+    ["harness.engines"],
+    ["harness.kafka"],
+    ["harness.infra"],
+    ["harness.workload", "harness.histograms", "harness.units", "harness.errors", "harness.versions", "harness"],
+]
+"""The packages from the top down: a module may import its own package and anything below it, never above.
+README's package map lists them in this order."""
+
+
+def layer_of(module: str) -> int:
+    for index, names in enumerate(LAYERS):
+        if any(module == name or module.startswith(name + ".") for name in names if name != "harness"):
+            return index
+    assert module == "harness", f"{module} is in no layer: add its package to LAYERS"
+    return len(LAYERS) - 1
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{source} -> {target}" for source, targets in graph.items() for target in targets
+                  if layer_of(target) < layer_of(source))
+
+
+def test_imports_point_down_the_layers() -> None:
+    assert upward_imports(import_graph()) == []
+
+
+def test_the_layer_check_finds_an_upward_import() -> None:
+    assert upward_imports({"harness.kafka.admin": {"harness.run.runner"}, "harness.run.runner": {"harness.kafka"}}) == [
+        "harness.kafka.admin -> harness.run.runner"]
+
+
 def test_the_old_place_of_managed_process_still_imports_with_a_warning() -> None:
     """README's "Adding an engine" once said ``from harness.proc import ManagedProcess``; engines outside this
     repository still do."""
@@ -125,3 +166,23 @@ def test_the_old_place_of_managed_process_still_imports_with_a_warning() -> None
                                   "harness.workload", "harness.engines.registry"])
 def test_the_plug_in_interface_stays_where_readme_says(name: str) -> None:
     importlib.import_module(name)
+
+
+MAX_MODULE_LINES = 450
+MAX_FUNCTION_LINES = 60
+
+
+def test_rooms_stay_small() -> None:
+    """No module over 450 lines, no function over 60 (docstring included): a module that outgrows that holds
+    more than one thing."""
+    big = []
+    for name, path in sorted(modules().items()):
+        text = path.read_text()
+        if text.count("\n") > MAX_MODULE_LINES:
+            big.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    big.append(f"{name}.{node.name}: {length} lines")
+    assert big == []
