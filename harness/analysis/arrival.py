@@ -50,6 +50,7 @@ NO_TS = np.iinfo(np.int64).min // 4
 """``ts`` of a record whose user and time could not be read, and the "nothing appended before" mark: below
 every real time, with room to subtract D."""
 
+
 def may_drop(partition: np.ndarray, offset: np.ndarray, append_ms: np.ndarray, ts: np.ndarray, *,
              rule: WatermarkRule, watermark_delay_ms: int) -> np.ndarray:
     """Boolean mask over the records: those ``rule`` lets the engine drop as late (see the module docstring).
