@@ -10,7 +10,7 @@ partition in offset order, partitions related only through their append times. T
 count of every pair such an event belongs to (:meth:`harness.analysis.oracle.Expected.allowing_arrived_late`), so an
 engine is never blamed for what the load path did, and never excused for more than its rule allows.
 
-The rules (:class:`WatermarkRule`, taken from the engine: :meth:`harness.engines.base.Engine.watermark_rule`):
+The rules (:class:`harness.workload.WatermarkRule`, taken from the engine: :meth:`harness.engines.base.Engine.watermark_rule`):
 
 ``global`` (Spark: the largest event time of *any* partition − D)
     An event may be dropped when its ``ts`` is below the largest ``ts`` of every record appended in an earlier
