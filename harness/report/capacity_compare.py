@@ -12,7 +12,10 @@ the two capacities apart. Otherwise B is *lower* or *higher*.
   search was interrupted, the workload or the trial settings differ (the scenario's ``window``, ``kafka``,
   ``parallelism``, ``load`` apart from its rate and shape, ``capacity.trial`` and ``capacity.slo``, each engine's
   ``engine`` and ``settings``), or the environment differs without ``--allow-env-change``;
-* 3 — cannot judge: A found no capacity for an engine (nothing to compare with);
+* 3 — cannot judge: A found no capacity for an engine (nothing to compare with), or B's search for it ended
+  without the engine failing (the load path, an unjudged trial, its ``max`` or an interruption ended it: its range
+  is open above) at a capacity below A's: B's engine may have held A's rate, or not, and an open range that
+  overlaps A's would otherwise hide any drop; likewise when B found no capacity and no trial failed on the engine;
 * 0 — no regression.
 
 Differences of the search's own steps (start, growth, max, precision, repetitions) and of the trial mode (fresh or
@@ -69,8 +72,10 @@ class CapacityChange:
     overlap: bool | None
     """Whether the two ranges overlap; None when either found no capacity."""
     verdict: str
-    """``regressed``, ``lower``, ``higher``, ``no detectable change``, ``cannot judge`` (A found no capacity)
+    """``regressed``, ``lower``, ``higher``, ``no detectable change``, ``cannot judge`` (see :attr:`reason`)
     or ``no capacity in B``."""
+    reason: str = ""
+    """Why a ``cannot judge`` verdict could not judge."""
 
 
 @dataclass
@@ -120,8 +125,7 @@ def compare_capacity(baselines: list[Path], candidate: Path, fail_on_regression_
                 f"{engine}: capacity {_rate(found_a['capacity'])} → {_rate(found_b['capacity'])} "
                 f"({change.change_pct:+.1f} %, beyond {pct:g} %), ranges do not overlap")
         elif change.verdict == "no capacity in B":
-            ended = "; ".join(s["ended_by"] for s in found_b["searches"]) or "not searched"
-            result.problems.append(f"candidate: {engine} has no capacity ({ended})")
+            result.problems.append(f"candidate: {engine} has no capacity ({_ended(found_b)})")
     extra = [e for e in b["engines"] if e not in a["engines"]]
     if extra:
         result.notes.append(f"only in the candidate, not compared: {', '.join(extra)}")
@@ -131,10 +135,18 @@ def compare_capacity(baselines: list[Path], candidate: Path, fail_on_regression_
 def judge_capacity(engine: str, a: dict[str, Any], b: dict[str, Any] | None, pct: float) -> CapacityChange:
     """The rule of the module docstring for one engine (``a``, ``b``: its capacity.json entries)."""
     if a["capacity"] is None:
-        return CapacityChange(engine, a, b, None, None, "cannot judge")
+        return CapacityChange(engine, a, b, None, None, "cannot judge", "the baseline found no capacity")
+    if b is not None and b["capacity"] is None and not _failed_on_engine(b):
+        return CapacityChange(engine, a, b, None, None, "cannot judge",
+                              f"the candidate found no capacity and no trial failed on the engine ({_ended(b)})")
     if b is None or b["capacity"] is None:
         return CapacityChange(engine, a, b, None, None, "no capacity in B")
     change = (b["capacity"] - a["capacity"]) / a["capacity"] * 100.0
+    if b["interval"][1] is None and b["capacity"] < a["capacity"]:
+        return CapacityChange(
+            engine, a, b, change, None, "cannot judge",
+            f"the candidate's search ended at {_rate(b['capacity'])} without the engine failing ({_ended(b)}), "
+            f"below the baseline's {_rate(a['capacity'])}: whether the engine holds that rate is unknown")
     overlap = ranges_overlap(a["interval"], b["interval"])
     if overlap:
         verdict = "no detectable change"
@@ -143,6 +155,15 @@ def judge_capacity(engine: str, a: dict[str, Any], b: dict[str, Any] | None, pct
     else:
         verdict = "higher"
     return CapacityChange(engine, a, b, change, overlap, verdict)
+
+
+def _failed_on_engine(entry: dict[str, Any]) -> bool:
+    """Whether any search of this engine saw a trial fail on the engine (its bracket closed above)."""
+    return any(s.get("bracket", [None, None])[1] is not None for s in entry["searches"])
+
+
+def _ended(entry: dict[str, Any]) -> str:
+    return "; ".join(s["ended_by"] for s in entry["searches"]) or "not searched"
 
 
 def ranges_overlap(a: list[float | None], b: list[float | None]) -> bool:
@@ -201,8 +222,7 @@ def render_capacity_comparison(c: CapacityComparison) -> str:
     lines.extend("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in rows)
     lines += ["", *(f"note: {n}" for n in c.notes), *(f"NOT COMPARABLE: {p}" for p in c.problems),
               *(f"REGRESSION: {r}" for r in c.regressions)]
-    lines += [f"CANNOT JUDGE: {ch.engine}: the baseline found no capacity" for ch in c.changes
-              if ch.verdict == "cannot judge"]
+    lines += [f"CANNOT JUDGE: {ch.engine}: {ch.reason}" for ch in c.changes if ch.verdict == "cannot judge"]
     lines.append(_gate_line(c))
     return "\n".join(lines).rstrip() + "\n"
 
@@ -215,7 +235,7 @@ def _gate_line(c: CapacityComparison) -> str:
         return (f"gate: FAIL (exit {code}): {len(c.regressions)} regression(s), "
                 f"{len(c.problems)} comparability problem(s)")
     if code == EXIT_CANNOT_JUDGE:
-        return f"gate: CANNOT JUDGE (exit {code}): the baseline found no capacity for an engine"
+        return f"gate: CANNOT JUDGE (exit {code}): an engine's capacity is unknown on one side (see above)"
     return f"gate: pass (exit 0): no capacity lower by more than {c.pct:g} % with ranges apart"
 
 

@@ -60,9 +60,39 @@ def test_a_lower_capacity_within_pct_or_with_overlapping_ranges_passes(tmp_path:
     code, text = gate(a, b, "--fail-on-regression", "10")
     assert code == 0 and " lower" in text  # apart, but only 5 % lower
     a, b = pair(tmp_path / "open", monkeypatch, {"spark": [found(10_000, 10_500)]},
-                {"spark": [found(8_000, None, ended="bounded by the load path at 16,000/s")]})
+                {"spark": [found(10_250, None, ended="bounded by the load path at 20,500/s")]})
     code, text = gate(a, b, "--fail-on-regression", "10")
-    assert code == 0 and "no detectable change" in text  # B was never seen failing: its capacity may be higher
+    assert code == 0 and "no detectable change" in text  # B passed A's rate and was never seen failing
+
+
+def test_a_candidate_search_ended_open_below_the_baselines_capacity_cannot_be_judged(
+        tmp_path: Path, monkeypatch) -> None:
+    """An open bracket (the load path ended B's search) overlaps everything above it: without this rule any drop
+    hid behind it as "no detectable change"."""
+    for low in (8_000, 2_500):
+        a, b = pair(tmp_path / str(low), monkeypatch, {"spark": [found(10_000, 10_500)]},
+                    {"spark": [found(low, None, ended=f"bounded by the load path at {2 * low:,}/s")]})
+        code, text = gate(a, b, "--fail-on-regression", "10")
+        assert code == 3, text
+        assert (f"CANNOT JUDGE: spark: the candidate's search ended at {low:,}/s without the engine failing "
+                f"(bounded by the load path at {2 * low:,}/s), below the baseline's 10,000/s") in text
+        assert "spark   10,000/s (1)  10,000–10,500  " in text and "no detectable change\n" not in text
+    # the same drop shown by the engine itself (B failed at a rate A passed) is a regression
+    a, b = pair(tmp_path / "engine", monkeypatch, {"spark": [found(10_000, None)]}, {"spark": [found(2_500, 2_700)]})
+    code, text = gate(a, b, "--fail-on-regression", "10")
+    assert code == 1 and "REGRESSION: spark: capacity 10,000/s → 2,500/s" in text, text
+
+
+COMMITTED = ROOT / "results"
+
+
+def test_the_committed_flink_pair_20k_then_10k_is_not_passed_as_no_change() -> None:
+    """Two committed searches of scenarios/capacity.yaml, both ended by the load path: Flink ≥ 20k/s, then ≥ 10k/s
+    on a loaded machine. The drop may be the engine's or the load path's: cannot judge, exit 3."""
+    code, text = gate(COMMITTED / "20261126T011037Z-capacity-capacity", COMMITTED / "20261126T004816Z-capacity-capacity",
+                      "--fail-on-regression", "10")
+    assert code == 3, text
+    assert "CANNOT JUDGE: flink: the candidate's search ended at 10,000/s without the engine failing" in text
 
 
 def test_a_higher_capacity_is_called_higher(tmp_path: Path, monkeypatch) -> None:
