@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, ScenarioError
-from harness.report.figures import FIGURE_BY_KEY, Figure, figure_values, fmt_estimate, ok_reps
+from harness.report.figures import FIGURE_BY_KEY, Figure, figure_values, ok_reps
 from harness.results import LoadedRepetition, RunData, load_run
 from harness.analysis.stats import Estimate, Welch, estimate, welch
 
@@ -45,7 +45,8 @@ EXIT_CODES: dict[int, str] = {
     "not complete, a failed, interrupted, invalid or missing candidate repetition, different settings, or a "
     "different environment without --allow-env-change)",
     EXIT_USAGE: "usage error: bad arguments, or a directory that is not a readable run",
-    EXIT_CANNOT_JUDGE: "cannot judge: a compared figure has fewer than 2 usable repetitions on a side",
+    EXIT_CANNOT_JUDGE: "cannot judge: an engine has no usable baseline repetition, or a compared figure has fewer "
+    "than 2 usable repetitions on a side",
     EXIT_NO_BASELINE: "no baseline left: --skip-incomparable-baselines left out every baseline run",
 }
 """Exit codes of ``bench compare --fail-on-regression`` (without the option: always 0 unless a usage error).
@@ -64,12 +65,13 @@ COMPARED = (
 )
 """Figures compared (target and achieved rate describe the load, not the engine)."""
 
-SCENARIO_KEYS = ("duration", "warmup", "load", "window", "kafka", "parallelism", "isolation")
+SCENARIO_KEYS = ("duration", "warmup", "load", "window", "kafka", "parallelism", "isolation", "faults")
 """Resolved-scenario fields that must be equal for two runs to be compared (besides each engine's ``engine`` and
-``settings``). Duration and warm-up are included because they move the figures (a longer run has more windows
-in its tail percentiles and a later JIT state), and so is ``isolation`` (cores of its own change the engine's
-latency and capacity). Not compared: name, description, repetitions (only the sample
-size, which the test accounts for), seed (another draw of the same workload), drain and start timeouts."""
+``settings``, compared with the engine's defaults filled in). Duration and warm-up are included because they move
+the figures (a longer run has more windows in its tail percentiles and a later JIT state), ``isolation`` (cores of
+its own change the engine's latency and capacity) and ``faults`` (a killed engine's recovery is in the figures).
+Not compared: name, description, repetitions (only the sample size, which the test accounts for), seed (another
+draw of the same workload), drain and start timeouts."""
 
 FINGERPRINT_KEYS = ("cpu_model", "cpu_logical", "cpu_physical", "versions")
 """Environment fingerprint fields that must be equal unless ``--allow-env-change``: CPU model, cores (logical and
@@ -151,11 +153,23 @@ def usable_reps(reps: Sequence[LoadedRepetition]) -> list[LoadedRepetition]:
 # ---------------------------------------------------------------------------------------------------- comparability
 def engine_settings(scenario: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per engine label (the name its results are stored under) of a stored scenario: its ``engine`` and
-    ``settings``, as written in the scenario."""
+    ``settings`` with the engine's defaults filled in (:func:`resolved_settings`)."""
     from harness.scenario import EngineEntry
 
     entries = [EngineEntry.model_validate(e) for e in scenario.get("engines", [])]
-    return {e.name: {"engine": e.engine, "settings": e.settings} for e in entries}
+    return {e.name: {"engine": e.engine, "settings": resolved_settings(e.engine, e.settings)} for e in entries}
+
+
+def resolved_settings(engine: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` as the engine reads them, every default written out, so that a default given explicitly
+    (``output_mode: append``) compares equal to one left out; as written when the engine cannot be loaded here
+    or the settings do not validate (they are then compared as text)."""
+    from harness.engines.registry import resolve_engine
+
+    try:
+        return resolve_engine(engine).Settings.model_validate(settings).model_dump(mode="json")
+    except (LookupError, ValueError, TypeError):
+        return dict(settings)
 
 
 def _resolved(scenario: dict[str, Any]) -> dict[str, Any]:
@@ -264,6 +278,9 @@ class Comparison:
     def unjudged(self) -> list[Change]:
         return [c for c in self.changes if c.verdict == "cannot judge"]
 
+    no_baseline: list[str] = field(default_factory=list)
+    """Engines of the baseline without one usable repetition: nothing to judge the candidate against."""
+
     @property
     def exit_code(self) -> int:
         if not self.gate:
@@ -272,7 +289,7 @@ class Comparison:
             return EXIT_FAIL
         if not self.baselines:
             return EXIT_NO_BASELINE
-        return EXIT_CANNOT_JUDGE if self.unjudged else EXIT_PASS
+        return EXIT_CANNOT_JUDGE if self.unjudged or self.no_baseline else EXIT_PASS
 
 
 def compare(
@@ -317,6 +334,8 @@ def _judge_engines(result: Comparison, expected: Sequence[str]) -> None:
         if len(use_a) < len(reps_a):
             result.notes.append(f"{engine}: {len(reps_a) - len(use_a)} baseline repetition(s) failed or invalid, "
                                 "left out of the baseline")
+        if not use_a:
+            result.no_baseline.append(engine)
         for key in COMPARED:
             figure = FIGURE_BY_KEY[key]
             change = judge(engine, figure, figure_values(use_a, figure), figure_values(use_b, figure), result.pct)
@@ -349,83 +368,3 @@ def _all_correct(reps: list[LoadedRepetition]) -> bool | None:
 
 def _all_sustained(reps: list[LoadedRepetition]) -> bool:
     return all(r.summary.sustained.sustained is not False for r in reps)
-
-
-# ---------------------------------------------------------------------------------------------------- text
-def render(c: Comparison) -> str:
-    """The comparison as text for the terminal and CI logs."""
-    lines = _header(c)
-    header = ("engine", "figure", "A (n)", "B (n)", "change", "detectable", "verdict")
-    rows = [
-        (
-            ch.engine,
-            f"{ch.figure.label} ({ch.figure.unit})",
-            _with_n(ch.a),
-            _with_n(ch.b),
-            "–" if ch.change_pct is None else f"{ch.change_pct:+.1f} %",
-            "–" if ch.detectable_pct is None else f"±{ch.detectable_pct:.1f} %",
-            ch.verdict,
-        )
-        for ch in c.changes
-    ]
-    if rows:
-        widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
-        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
-        lines.extend("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in rows)
-        lines.append("")
-    lines += [f"note: {n}" for n in c.notes + _insensitive(c)]
-    lines += [f"NOT COMPARABLE: {p}" for p in c.problems]
-    lines += [f"REGRESSION: {r}" for r in c.regressions]
-    lines += _unjudged(c)
-    lines.append(_gate_line(c))
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _unjudged(c: Comparison) -> list[str]:
-    """One line per engine and pair of sample sizes listing the figures that cannot be judged."""
-    groups: dict[tuple[str, int, int], list[str]] = {}
-    for ch in c.unjudged:
-        key = (ch.engine, 0 if ch.a is None else ch.a.n, 0 if ch.b is None else ch.b.n)
-        groups.setdefault(key, []).append(ch.figure.label)
-    return [f"CANNOT JUDGE: {engine}: fewer than 2 usable values on a side (A {na}, B {nb}): {', '.join(labels)}"
-            for (engine, na, nb), labels in groups.items()]
-
-
-def _insensitive(c: Comparison) -> list[str]:
-    """Per engine, the figures whose smallest detectable change exceeds the threshold."""
-    out = []
-    for engine in dict.fromkeys(ch.engine for ch in c.changes):
-        blind = [ch.figure.label for ch in c.changes
-                 if ch.engine == engine and ch.detectable_pct is not None and ch.detectable_pct > c.pct]
-        if blind:
-            out.append(f"{engine}: a {c.pct:g} % change of {', '.join(blind)} cannot be told from noise with these "
-                       "repetitions (column 'detectable'): run more repetitions or pool more baseline runs")
-    return out
-
-
-def _header(c: Comparison) -> list[str]:
-    pooled = f" ({len(c.baselines)} runs pooled)" if len(c.baselines) > 1 else ""
-    lines = [f"A (baseline){pooled}: " + (", ".join(str(a.path) for a in c.baselines) or "none")]
-    lines += [f"   left out: {a.path} — {'; '.join(why)}" for a, why in c.skipped]
-    lines += [f"B (candidate): {c.candidate.path}", ""]
-    lines += [f"Significance: Welch's t-test at 95 % on per-repetition values; threshold {c.pct:g} %"
-              + ("" if c.gate else " (report only: no --fail-on-regression)"), ""]
-    return lines
-
-
-def _with_n(est: Estimate | None) -> str:
-    return "–" if est is None else f"{fmt_estimate(est)} ({est.n})"
-
-
-def _gate_line(c: Comparison) -> str:
-    code = c.exit_code
-    if not c.gate:
-        return "report only (no --fail-on-regression): exit 0"
-    if code == EXIT_FAIL:
-        return (f"gate: FAIL (exit {code}): {len(c.regressions)} regression(s), "
-                f"{len(c.problems)} comparability problem(s)")
-    if code == EXIT_NO_BASELINE:
-        return f"gate: NO BASELINE (exit {code}): every baseline run was left out; this run starts a new baseline"
-    if code == EXIT_CANNOT_JUDGE:
-        return f"gate: CANNOT JUDGE (exit {code}): {len(c.unjudged)} figure(s) lack 2 usable repetitions on a side"
-    return f"gate: pass (exit 0): no regression beyond {c.pct:g} % that is significant at 95 %"

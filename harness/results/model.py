@@ -326,31 +326,59 @@ def summary_from_json(data: Mapping[str, Any]) -> RepetitionSummary:
     return _from_json(RepetitionSummary, data)
 
 
-def _from_json(cls: Any, data: Any) -> Any:
+class SummaryFieldError(TypeError):
+    """A stored field of the wrong type; its message names the field's path (``sustained.sustained``)."""
+
+
+def _from_json(cls: Any, data: Any, path: str = "") -> Any:
+    if not isinstance(data, Mapping):
+        raise SummaryFieldError(f"{path or 'the summary'}: expected an object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in data:
-            kwargs[f.name] = _convert(hints[f.name], data[f.name])
-    return cls(**kwargs)
+            kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{path}{f.name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required field missing
+        raise SummaryFieldError(f"{path.rstrip('.') or 'the summary'}: {exc}") from None
 
 
-def _convert(hint: Any, value: Any) -> Any:
+_SCALARS: dict[Any, tuple[type, ...]] = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
+"""Stored scalar types and the JSON values each accepts (a bool is never a number here, a string never a bool)."""
+
+
+def _convert(hint: Any, value: Any, path: str) -> Any:
+    """``value`` as the type ``hint`` says; a value of another JSON type raises :class:`SummaryFieldError`
+    naming ``path`` (``"valid": "false"`` must not read as true)."""
     if value is None:
         return None
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _convert(args[0], value) if len(args) == 1 else value
+        return _convert(args[0], value, path) if len(args) == 1 else value
     if dataclasses.is_dataclass(hint):
-        return _from_json(hint, value)
-    if origin is dict:
-        _, value_hint = typing.get_args(hint)
-        return {k: _convert(value_hint, v) for k, v in value.items()}
-    if origin is list:
+        return _from_json(hint, value, f"{path}.")
+    if origin is dict or hint is dict:
+        _expect(value, (dict,), path, "an object")
+        value_hint = typing.get_args(hint)[1] if typing.get_args(hint) else Any
+        return {k: _convert(value_hint, v, f"{path}.{k}") for k, v in value.items()}
+    if origin is list or hint is list:
+        _expect(value, (list,), path, "a list")
         (item_hint,) = typing.get_args(hint) or (Any,)
-        return [_convert(item_hint, v) for v in value]
+        return [_convert(item_hint, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    accepted = _SCALARS.get(hint)
+    if accepted is not None:
+        if isinstance(value, bool) and hint is not bool:
+            accepted = ()
+        _expect(value, accepted, path, hint.__name__)
+        return float(value) if hint is float else value
     return value
+
+
+def _expect(value: Any, accepted: tuple[type, ...], path: str, what: str) -> None:
+    if not isinstance(value, accepted):
+        raise SummaryFieldError(f"{path}: expected {what}, got {type(value).__name__} {value!r:.40}")
 
 
 # ------------------------------------------------------------------------------------------------ upgrades

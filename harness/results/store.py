@@ -46,6 +46,7 @@ from harness.results.model import (
     FORMAT_VERSION,
     RepetitionResult,
     RepetitionSummary,
+    SummaryFieldError,
     summary_from_json,
     to_json,
     upgrade,
@@ -288,6 +289,8 @@ def load_summary(path: Path) -> RepetitionSummary:
     _check_version(data, path)
     try:
         return summary_from_json(upgrade(data))
+    except SummaryFieldError as exc:
+        raise ResultError(f"{path}: not a valid repetition summary: field {exc}") from None
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
         raise ResultError(f"{path}: not a valid repetition summary ({type(exc).__name__}: {exc})") from None
 

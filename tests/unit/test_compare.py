@@ -19,10 +19,10 @@ from harness.report.compare import (
     CompareInputError,
     environment_differences,
     judge,
-    render,
     setting_differences,
 )
 from harness.report.compare import compare as compare_runs
+from harness.report.compare_text import render
 from harness.report.figures import FIGURE_BY_KEY
 from tests.unit.synthetic_runs import GOLDEN, reps, write_run
 
@@ -93,7 +93,7 @@ def test_settings_are_compared_resolved() -> None:
     other = {**scenario, "load": {"rate": "6k"}, "engines": [{"engine": "spark", "settings": {"trigger": "2s"}}]}
     assert setting_differences(scenario, other) == [
         "scenario load.rate: 5k vs 6k",
-        "engine spark.settings.trigger: None vs 2s",
+        "engine spark.settings.trigger: 0s vs 2s",  # the engine's default written out
     ]
 
 

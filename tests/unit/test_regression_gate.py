@@ -8,6 +8,7 @@ other settings, another machine) fails it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -146,7 +147,7 @@ def test_a_missing_candidate_repetition_fails(tmp_path: Path) -> None:
     ({"kafka": {"partitions": 8}}, "scenario kafka.partitions: 4 vs 8"),
     ({"parallelism": 2}, "scenario parallelism: None vs 2"),
     ({"engines": [{"engine": "spark", "label": None, "settings": {"trigger": "2s"}},
-                  {"engine": "flink", "label": None, "settings": {}}]}, "engine spark.settings.trigger: None vs 2s"),
+                  {"engine": "flink", "label": None, "settings": {}}]}, "engine spark.settings.trigger: 0s vs 2s"),
 ])
 def test_different_settings_fail(tmp_path: Path, changes: dict[str, Any], shown: str) -> None:
     base = baseline(tmp_path)
@@ -213,6 +214,68 @@ def test_a_baseline_with_one_usable_repetition_cannot_be_judged(tmp_path: Path) 
     assert code == 3, output
     assert "note: spark: 2 baseline repetition(s) failed or invalid, left out of the baseline" in output
     assert "(A 1, B 3)" in output
+
+
+def test_a_baseline_without_a_usable_repetition_cannot_be_judged(tmp_path: Path) -> None:
+    """Every baseline repetition invalid, the candidate's latency doubled: each figure has no A value, which once
+    read as "n/a" and passed (exit 0) while one usable repetition gave exit 3."""
+    base = write_run(tmp_path / "base", {"spark": reps(2500, 2500, 2500, valid=False)})
+    new = write_run(tmp_path / "new", {"spark": reps(5000, 5100, 4900)}, started="20270102T021700Z")
+    code, output = gate(base, new)
+    assert code == 3, output
+    assert "CANNOT JUDGE: spark: no usable baseline repetition" in output
+    assert "gate: CANNOT JUDGE (exit 3): no usable baseline repetition for spark" in output
+
+
+def test_a_candidate_with_a_fault_the_baseline_lacks_is_not_comparable(tmp_path: Path) -> None:
+    fault = {"faults": [{"at": "30s", "kind": "kill-engine", "downtime": "5s"}]}
+    code, output = gate(baseline(tmp_path), candidate(tmp_path, scenario=fault))
+    assert code == 1, output
+    assert "vs the candidate: scenario faults: [] vs [" in output
+
+
+def test_a_default_written_out_compares_equal_to_it_left_out(tmp_path: Path) -> None:
+    explicit = {"engines": [{"engine": "spark", "label": None, "settings": {"output_mode": "append"}},
+                            {"engine": "flink", "label": None, "settings": {}}]}
+    code, output = gate(baseline(tmp_path), candidate(tmp_path, scenario=explicit))
+    assert code == 0, output
+    changed = {"engines": [{"engine": "spark", "label": None, "settings": {"output_mode": "update"}},
+                           {"engine": "flink", "label": None, "settings": {}}]}
+    code, output = gate(baseline(tmp_path / "u"), candidate(tmp_path / "u", scenario=changed))
+    assert code == 1 and "engine spark.settings.output_mode: append vs update" in output, output
+
+
+@pytest.mark.parametrize("pct", ["nan", "inf", "-inf", "0", "-5", "ten"])
+def test_a_threshold_that_is_not_a_finite_positive_percent_is_a_usage_error(tmp_path: Path, pct: str) -> None:
+    base = baseline(tmp_path)
+    result = CliRunner().invoke(cli, ["compare", str(base), str(base), "--fail-on-regression", pct])
+    assert result.exit_code == 2, result.output
+    assert "--fail-on-regression" in result.output
+    assert "must be a finite number of percent > 0" in result.output or "is not a number of percent" in result.output
+
+
+@pytest.mark.parametrize("field, value, shown", [
+    ("valid", "false", "field valid: expected bool, got str 'false'"),
+    ("result_latency", {"p50_ms": "2s"}, "field result_latency.p50_ms: expected float, got str '2s'"),
+    ("repetition", True, "field repetition: expected int, got bool True"),
+    ("sustained", {"sustained": "no"}, "field sustained.sustained: expected bool, got str 'no'"),
+])
+def test_a_summary_field_of_the_wrong_type_is_one_line_naming_file_and_field(
+        tmp_path: Path, field: str, value: Any, shown: str) -> None:
+    """``"valid": "false"`` once counted as true; a string where a number belongs ended in a traceback, exit 1,
+    which the gate reads as "regression"."""
+    base = baseline(tmp_path)
+    new = candidate(tmp_path)
+    path = new / "spark" / "rep-2" / "summary.json"
+    data = json.loads(path.read_text())
+    data[field] = {**data[field], **value} if isinstance(value, dict) else value
+    path.write_text(json.dumps(data))
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "compare", str(base), str(new), "--fail-on-regression", PCT],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() == f"error: {path}: not a valid repetition summary: {shown}"
 
 
 def test_a_failing_candidate_is_a_failure_before_it_is_unjudgeable(tmp_path: Path) -> None:

@@ -9,43 +9,8 @@ import click
 import yaml
 
 from harness import __version__
+from harness.cli.params import DURATION, PERCENT, RATE, SLO, THRESHOLD_PCT
 from harness.errors import HarnessError, ScenarioError
-
-
-class ParsedType(click.ParamType):
-    """A command-line value read by one of the parsers of :mod:`harness.units` / :mod:`harness.scenario` (imported
-    when used, so ``bench --help`` stays fast); the parser's ``ValueError`` becomes click's usage error."""
-
-    def __init__(self, name: str, parser: str, *, ready: type | None = None, positive: bool = False) -> None:
-        self.name = name
-        self._module, self._function = parser.split(":")
-        self._ready = ready
-        """Values of this type are already parsed (defaults, values passed in from Python) and kept as they are."""
-        self._positive = positive
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        if self._ready is not None and isinstance(value, self._ready):
-            return value
-        import importlib
-
-        parse = getattr(importlib.import_module(self._module), self._function)
-        try:
-            parsed = parse(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-        if self._positive and parsed <= 0:
-            self.fail(f"must be > 0 (got {value!r})", param, ctx)
-        return parsed
-
-
-RATE = ParsedType("rate", "harness.units:parse_rate", positive=True)
-"""``50k``, ``1.5M``, ``2000`` events/s; refused when not finite or above ``harness.units.MAX_RATE``."""
-DURATION = ParsedType("duration", "harness.units:parse_duration_ms", ready=int)
-"""``10s``, ``2m``, ``500ms`` → milliseconds."""
-PERCENT = ParsedType("percent", "harness.units:parse_percent", ready=float)
-"""``5%``, ``2.5%`` → the fraction (0.05)."""
-SLO = ParsedType("slo", "harness.scenario:parse_slo")
-"""``p99<=10s`` → :class:`harness.scenario.Slo`."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -206,9 +171,11 @@ Exit codes with --fail-on-regression (first that applies, in this order):
      or a different environment (CPU model, cores, versions) without
      --allow-env-change
   4  no baseline left (--skip-incomparable-baselines left out every one)
-  3  cannot judge: a compared figure has < 2 usable repetitions on a side
+  3  cannot judge: an engine has no usable baseline repetition, or a
+     compared figure has < 2 usable repetitions on a side
   0  no regression
 Without --fail-on-regression: 0 (report only), or 2.
+PCT is a finite number > 0 (nan, inf, 0 and negatives are refused, exit 2).
 
 \b
 Two capacity directories (bench capacity; A B, one baseline): per engine
@@ -219,12 +186,14 @@ the capacity A vs B, the change, and whether their ranges (the bracket; the
      comparable: an engine of A without capacity in B, B interrupted,
      other workload/trial/SLO settings, other environment (without
      --allow-env-change)
-  3  cannot judge: A found no capacity for an engine
+  3  cannot judge: A found no capacity for an engine, or B's search ended
+     below A's capacity without the engine failing (load path, max, an
+     unjudged trial: whether the engine holds A's rate is unknown)
   0  no regression""")
 @click.argument("baselines", metavar="BASELINE...", nargs=-1, required=True,
                 type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.argument("candidate", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--fail-on-regression", "pct", metavar="PCT", type=click.FloatRange(min=0), default=None,
+@click.option("--fail-on-regression", "pct", metavar="PCT", type=THRESHOLD_PCT, default=None,
               help="Gate: exit non-zero when a figure of CANDIDATE is worse than the baseline's by more than PCT "
                    "percent and significantly (Welch t-test, 95 %), or the runs are not comparable (exit codes below).")
 @click.option("--allow-env-change", is_flag=True,
@@ -242,7 +211,7 @@ def compare(baselines: tuple[Path, ...], candidate: Path, pct: float | None, all
     """
     from harness.report.capacity_compare import capacity_kind, compare_capacity, render_capacity_comparison
     from harness.report.compare import compare as compare_runs
-    from harness.report.compare import render
+    from harness.report.compare_text import render
 
     if capacity_kind([*baselines, candidate]):
         capacities = compare_capacity(list(baselines), candidate, pct, allow_env_change=allow_env_change,
@@ -435,7 +404,3 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()
