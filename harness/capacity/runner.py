@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

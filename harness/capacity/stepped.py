@@ -36,7 +36,7 @@ from typing import Any
 
 from harness import results
 from harness.analysis.repetition import RepetitionInputs, Span, analyse_span
-from harness.capacity.search import TrialOutcome, TrialRecord, judge_trial, trial_figures
+from harness.capacity.search import TrialOutcome, TrialRecord, judge_trial
 from harness.loadgen.generator import GeneratorResult, SecondStats, default_limits
 from harness.loadgen.stats import SelfCheckLimits
 from harness.loadgen.schedule import RateSchedule

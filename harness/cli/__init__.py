@@ -144,7 +144,8 @@ def capacity(scenario_file: Path, engine_names: str | None, start: float | None,
               help="Write the markdown here (e.g. REPORT.md) instead of RUN_DIR/report.md; needed for several runs.")
 @click.option("--preface", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Markdown put before the reports (with --to), e.g. the reading of the results.")
-def report(run_dirs: tuple[Path, ...], to: Path | None, preface: Path | None) -> None:
+@click.option("--force", is_flag=True, help="Replace the --to file if it exists (it is never replaced otherwise).")
+def report(run_dirs: tuple[Path, ...], to: Path | None, preface: Path | None, force: bool) -> None:
     """Write the report (markdown + PNG plots) of RUN_DIR, or of several runs into one file with --to.
 
     A `bench capacity` directory (it holds capacity.json) is rendered as its capacity tables and plots, alone or
@@ -152,7 +153,10 @@ def report(run_dirs: tuple[Path, ...], to: Path | None, preface: Path | None) ->
     """
     from harness.errors import HarnessError
     from harness.report.document import write_combined_report, write_report
+    from harness.report.output import check_target
 
+    if to is not None:
+        check_target(to, replace=force, option="--to")
     if len(run_dirs) == 1 and preface is None:
         click.echo(write_report(run_dirs[0], to))
         return
@@ -232,18 +236,23 @@ def compare(baselines: tuple[Path, ...], candidate: Path, pct: float | None, all
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the PNG plot here (default: history.png beside --to, or in the current directory).")
 @click.option("--no-plot", is_flag=True, help="Write no plot.")
-def history(run_dirs: tuple[Path, ...], to: Path | None, plot: Path | None, no_plot: bool) -> None:
+@click.option("--force", is_flag=True, help="Replace the --to and --plot files (default history.png) if they exist.")
+def history(run_dirs: tuple[Path, ...], to: Path | None, plot: Path | None, no_plot: bool, force: bool) -> None:
     """Trend of each engine's result latency p50/p99, processed rate and CPU over the runs RUN_DIR..., in time
     order: a markdown table per engine (runs whose settings or environment changed are marked) and a plot.
 
     Example: `bench history results/2026*-nightly --to history.md`.
     """
     from harness.report.history import write_history
+    from harness.report.output import check_target
 
     if no_plot:
         plot = None
     elif plot is None:
         plot = (to.parent if to is not None else Path.cwd()) / "history.png"
+    for path, option in ((to, "--to"), (plot, "--plot")):
+        if path is not None:
+            check_target(path, replace=force, option=option)
     text, written = write_history(list(run_dirs), to, plot)
     if to is None:
         click.echo(text, nl=False)

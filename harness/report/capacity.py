@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.capacity.results import load_capacity
 from harness.report.markdown import table
+from harness.report.output import save_figure, write_output
 from harness.results.store import write_new
 from harness.units import format_duration_ms, format_percent
 
@@ -39,8 +40,8 @@ def write_capacity_report(capacity_dir: Path, to: Path | None = None) -> Path:
     Returns the markdown path."""
     capacity_dir = Path(capacity_dir)
     target = Path(to) if to is not None else capacity_dir / "report.md"
-    target.write_text(capacity_report_section(capacity_dir, target), encoding="utf-8")
-    return target
+    return write_output(target, capacity_report_section(capacity_dir, target),
+                        within=None if to is not None else capacity_dir)
 
 
 def capacity_report_section(capacity_dir: Path, target: Path) -> str:
@@ -252,9 +253,10 @@ def plot_capacity(data: dict[str, Any], path: Path) -> Path:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure(fig, path, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def _plot_search(lat_ax: Any, rate_ax: Any, trials: list[dict[str, Any]], colour: str, label: str | None) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.report.output import save_figure
+
 DPI = 100
 SPAN_LANE = 0.025
 """Height of one span lane (see :attr:`Span.lane`), as a fraction of the panel."""
@@ -116,15 +118,13 @@ def draw(chart: Chart, *, empty: bool = False) -> Any | None:
     return fig
 
 
-def save(chart: Chart, path: Path, *, empty: bool = False) -> Path | None:
-    """Draw ``chart`` into the PNG ``path`` (replacing it); None, and nothing written, when it has no data and
-    not ``empty``."""
+def save(chart: Chart, path: Path, *, empty: bool = False, within: Path | None = None) -> Path | None:
+    """Draw ``chart`` into the PNG ``path`` (replacing it, never through a symlink, inside ``within`` when
+    given: :mod:`harness.report.output`); None, and nothing written, when it has no data and not ``empty``."""
     fig = draw(chart, empty=empty)
     if fig is None:
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})
-    return path
+    return save_figure(fig, path, within=within, dpi=DPI, metadata={"Software": None})
 
 
 def _draw_panel(ax: Any, panel: Panel) -> None:

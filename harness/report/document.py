@@ -23,6 +23,7 @@ import yaml
 
 from harness.report.fairness import fairness_differences, fairness_section
 from harness.report.faults_table import faults_section
+from harness.report.output import write_output
 from harness.report.plots import write_plots
 from harness.report.results_tables import results_section
 from harness.report.sections import (definitions_section, environment_section, failures_section, report_warnings,
@@ -54,8 +55,7 @@ def write_report(run_dir: Path, to: Path | None = None, *, plots: bool = True) -
     target = Path(to) if to is not None else run_dir / "report.md"
     images = write_plots(run) if plots else {}
     links = {name: Path(os.path.relpath(path, target.parent.resolve())).as_posix() for name, path in images.items()}
-    target.write_text(render_report(run, links), encoding="utf-8")
-    return target
+    return write_output(target, render_report(run, links), within=None if to is not None else run_dir)
 
 
 def write_combined_report(run_dirs: list[Path], to: Path, *, preface: Path | None = None) -> Path:
@@ -76,8 +76,7 @@ def write_combined_report(run_dirs: list[Path], to: Path, *, preface: Path | Non
         images = write_plots(run)
         links = {name: Path(os.path.relpath(path, target.parent.resolve())).as_posix() for name, path in images.items()}
         parts.append(render_report(run, links))
-    target.write_text("\n---\n\n".join(parts), encoding="utf-8")
-    return target
+    return write_output(target, "\n---\n\n".join(parts))
 
 
 def render_report(run: RunData, images: dict[str, str] | None = None) -> str:

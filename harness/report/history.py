@@ -21,6 +21,7 @@ from pathlib import Path
 from harness.report import charts
 from harness.report.compare import environment_differences, load_runs, setting_differences, usable_reps
 from harness.report.markdown import table
+from harness.report.output import write_output
 from harness.report.figures import FIGURE_BY_KEY, Figure, figure_values, fmt_estimate
 from harness.results import RunData
 from harness.analysis.stats import Estimate, estimate
@@ -173,6 +174,5 @@ def write_history(
         image = Path(os.path.relpath(plot.resolve(), base.resolve())).as_posix()
     text = render_history(points, image)
     if to is not None:
-        to.parent.mkdir(parents=True, exist_ok=True)
-        to.write_text(text, encoding="utf-8")
+        write_output(to, text)
     return text, plot

@@ -34,7 +34,7 @@ def write_plots(run: RunData) -> dict[str, Path]:
     """PNG plots into the run directory (replaced if present); returns name → path of those drawn."""
     out: dict[str, Path] = {}
     for name, chart in plot_charts(run).items():
-        path = charts.save(chart, run.path / PLOT_FILES[name])
+        path = charts.save(chart, run.path / PLOT_FILES[name], within=run.path)
         if path is not None:
             out[name] = path
     return out

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from harness import workload
-from harness.analysis.repetition import RepetitionInputs, Span, analyse_span
+from harness.analysis.repetition import RepetitionInputs, analyse_span
 from harness.capacity.search import TrialRecord, _refine_rates, stepped_search
 from harness.capacity.stepped import judge_step, judge_steps, step_spans, stepped_scenario
 from harness.loadgen.events import Encoder, EventPlan
