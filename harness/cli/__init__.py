@@ -25,12 +25,30 @@ def cli() -> None:
 @cli.command()
 @click.argument("scenario_file", type=click.Path(dir_okay=False, path_type=Path))
 def validate(scenario_file: Path) -> None:
-    """Check SCENARIO_FILE and print it fully resolved (defaults filled in), or every error, one per line."""
+    """Check SCENARIO_FILE and print it fully resolved (defaults filled in), or every error, one per line.
+
+    An engine given as `module:Class` is Python code: its module is imported to check its settings against the
+    engine's own model (as `bench run` will import and run it); the output names each module imported."""
     from harness.scenario import load_scenario
 
+    plugins = _plugin_modules(scenario_file)
+    for module in plugins:
+        click.echo(f"# importing {module} (a module:Class engine) to check its settings", err=True)
     scenario = load_scenario(scenario_file)
     click.echo(f"# {scenario_file}: valid")
     click.echo(yaml.safe_dump(scenario.dump(), sort_keys=False, allow_unicode=True).rstrip())
+
+
+def _plugin_modules(scenario_file: Path) -> list[str]:
+    """The modules of the scenario's ``module:Class`` engines, read from the file before it is validated (empty
+    when it cannot be read: validation then says why)."""
+    try:
+        data = yaml.safe_load(Path(scenario_file).read_text(encoding="utf-8"))
+        entries = data.get("engines") or []
+        names = [e if isinstance(e, str) else e.get("engine") for e in entries]
+    except (OSError, yaml.YAMLError, AttributeError):
+        return []
+    return list(dict.fromkeys(n.partition(":")[0] for n in names if isinstance(n, str) and ":" in n))
 
 
 @cli.command()

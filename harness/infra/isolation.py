@@ -35,6 +35,10 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_serializer, m
 
 CpuSet = frozenset[int]
 
+MAX_CPU = 4095
+"""Highest CPU number a list may name (Linux's default NR_CPUS for large x86 configurations is 8,192; no
+machine this harness runs on has more). Checked before a range is expanded, so ``1-99999999`` costs nothing."""
+
 
 def parse_cpu_list(value: Any) -> CpuSet:
     """``"0-2,5"``, ``3`` or ``[0, 1]`` → the CPU numbers; raises ValueError saying what is wrong."""
@@ -57,12 +61,15 @@ def parse_cpu_list(value: Any) -> CpuSet:
 
 
 def _cpu_range(item: Any, whole: Any) -> range:
-    if isinstance(item, int) and not isinstance(item, bool) and item >= 0:
+    if isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= MAX_CPU:
         return range(item, item + 1)
     text = str(item).strip()
     low, _, high = text.partition("-")
-    if low.isdigit() and (not high or high.isdigit()):
+    if low.isdigit() and (not high or high.isdigit()) and len(text) <= 40:
         first, last = int(low), int(high or low)
+        if last > MAX_CPU:
+            raise ValueError(f"CPU {last} in {item!r} is above the highest CPU number accepted ({MAX_CPU}; this "
+                             f"machine's CPUs are listed by `nproc --all` / lscpu) (got {whole!r})")
         if first <= last:
             return range(first, last + 1)
     raise ValueError(f"must be a CPU list such as \"0-1,3\" or [0, 1]: {item!r} is not a CPU number or range "

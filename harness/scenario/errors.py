@@ -78,6 +78,8 @@ def _message(error: dict[str, Any]) -> str:
         "model_type": "must be a mapping",
         "model_attributes_type": "must be a mapping",
     }
+    if kind == "too_long":
+        return f"must have at most {ctx.get('max_length')} entries (got {ctx.get('actual_length')})"
     if kind in bounds:
         return f"{bounds[kind]} (got {_show(got)})"
     message = error["msg"]

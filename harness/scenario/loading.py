@@ -19,6 +19,27 @@ from harness.scenario.model import Scenario
 from harness.units import format_duration_ms
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader refusing a key given twice in one mapping (plain YAML keeps the last one silently: a
+    second ``duration:`` further down would run another experiment than the first one says)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:  # type: ignore[override]
+        first: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                mark = first.setdefault(key, key_node.start_mark)
+            except TypeError:  # an unhashable key: the constructor below says so
+                continue
+            if mark is not key_node.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice (first at line {mark.line + 1}); keep one",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
 def load_scenario(path: str | Path, *, check_engines: bool = True) -> Scenario:
     """Read, validate and resolve a scenario file; raise :class:`ScenarioError` listing every problem.
 
@@ -31,7 +52,7 @@ def load_scenario(path: str | Path, *, check_engines: bool = True) -> Scenario:
     except OSError as exc:
         raise ScenarioError([f"{path}: cannot read the scenario file: {exc.strerror or exc}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""

@@ -18,7 +18,8 @@ from harness.scenario.blocks import CapacityConfig, Fault
 from harness.scenario.errors import CrossFieldErrors
 from harness.scenario.load import LoadConfig, StepsShape
 from harness.scenario.sections import EngineEntry, KafkaConfig, WindowConfig
-from harness.scenario.strict import MAX_NAME_LENGTH, MIN_MEASURED_WINDOWS, StrictModel
+from harness.scenario.strict import (MAX_ENGINES, MAX_NAME_LENGTH, MAX_PARALLELISM, MIN_MEASURED_WINDOWS,
+                                     StrictModel)
 from harness.units import Millis, format_count, format_duration_ms
 from harness.workload import measured_window_count
 
@@ -38,10 +39,10 @@ class Scenario(StrictModel):
     window: WindowConfig = WindowConfig()
     kafka: KafkaConfig = KafkaConfig()
     parallelism: int | None = Field(
-        default=None, ge=1, le=256, description="tasks per operator in every engine (default: kafka.partitions)"
+        default=None, ge=1, le=MAX_PARALLELISM, description="tasks per operator in every engine (default: kafka.partitions)"
     )
     engine_start_timeout: Millis = Field(default=180_000, gt=0, description="deadline for an engine to be ready")
-    engines: list[EngineEntry] = Field(min_length=1)
+    engines: list[EngineEntry] = Field(min_length=1, max_length=MAX_ENGINES)
     capacity: CapacityConfig | None = None
     faults: list[Fault] = Field(default_factory=list)
     isolation: Isolation | None = Field(
@@ -128,11 +129,19 @@ def _too_few_windows(prefix: str, window: WindowConfig, *, warmup_ms: int, durat
 def _load_problems(s: Scenario) -> list[str]:
     problems: list[str] = []
     load, window = s.load, s.window
-    if load.disorder.max_delay > window.watermark_delay:
+    if load.disorder.max_delay >= window.watermark_delay and (
+            load.disorder.fraction > 0 or load.disorder.max_delay > window.watermark_delay):
         problems.append(
-            f"load.disorder.max_delay: must not exceed window.watermark_delay "
-            f"({format_duration_ms(window.watermark_delay)}), else disordered events are late; "
-            f"use load.late for late events (got {format_duration_ms(load.disorder.max_delay)})"
+            f"load.disorder.max_delay: must be less than window.watermark_delay "
+            f"({format_duration_ms(window.watermark_delay)}), else disordered events are late (an event exactly "
+            f"D behind is late for Flink, which fires a window at its end − 1 ms); use load.late for late events "
+            f"(got {format_duration_ms(load.disorder.max_delay)})"
+        )
+    if s.parallelism is None and s.kafka.partitions > MAX_PARALLELISM:
+        problems.append(
+            f"kafka.partitions: {s.kafka.partitions} partitions would run every engine at parallelism "
+            f"{s.kafka.partitions} (one task per partition; at most {MAX_PARALLELISM}); set parallelism "
+            f"(at most {MAX_PARALLELISM}) explicitly (got {s.kafka.partitions})"
         )
     if load.disorder.fraction > 0 and load.disorder.max_delay == 0:
         problems.append("load.disorder.max_delay: must be > 0 when disorder.fraction > 0 (got 0ms)")

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, StrictBool, field_validator, model_validator
 
 from harness.scenario.errors import CrossFieldErrors
-from harness.scenario.strict import MAX_NAME_LENGTH, StrictModel
+from harness.scenario.strict import MAX_NAME_LENGTH, MAX_WINDOWS_PER_EVENT, RESERVED_LABELS, StrictModel
 from harness.units import Millis, format_duration_ms
 from harness.workload import Windows
 
@@ -39,6 +39,13 @@ class WindowConfig(StrictModel):
         if self.slide is not None and (self.slide > self.size or self.size % self.slide):
             raise ValueError(
                 f"slide ({format_duration_ms(self.slide)}) must divide size ({format_duration_ms(self.size)})"
+            )
+        if self.size // self.slide_ms > MAX_WINDOWS_PER_EVENT:
+            raise ValueError(
+                f"slide ({format_duration_ms(self.slide_ms)}) puts every event in {self.size // self.slide_ms:,} "
+                f"windows of {format_duration_ms(self.size)}; at most {MAX_WINDOWS_PER_EVENT} are allowed (each "
+                f"engine and the oracle keep a count per window): make slide at least "
+                f"{format_duration_ms(-(-self.size // MAX_WINDOWS_PER_EVENT))}"
             )
         return self
 
@@ -139,6 +146,11 @@ class EngineEntry(StrictModel):
             raise CrossFieldErrors([
                 f"label: {what}must start with a letter or digit and hold only letters, digits, '.', '_' or "
                 f"'-': it names result directories and Kafka topics{fix} (got {self.name!r})"
+            ])
+        if self.name.lower() in RESERVED_LABELS:
+            raise CrossFieldErrors([
+                f"label: {what}names a file or directory the run directory holds itself "
+                f"({', '.join(sorted(RESERVED_LABELS))}); choose another label (got {self.name!r})"
             ])
         if len(self.name) > MAX_NAME_LENGTH:
             raise CrossFieldErrors([

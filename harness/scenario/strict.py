@@ -5,8 +5,11 @@ ignores ``duraton: 10m`` runs the wrong experiment).
 
 Values that could only hurt are refused before anything starts, each limit with its reason beside it:
 rates (:data:`harness.units.MAX_RATE`), users (:data:`MAX_USERS`), record size (:data:`MAX_PAYLOAD_BYTES`),
-generator workers (:func:`max_workers`), name and label lengths (:data:`MAX_NAME_LENGTH`), and a run that
-measures fewer than :data:`MIN_MEASURED_WINDOWS` windows.
+generator workers (:func:`max_workers`), name and label lengths (:data:`MAX_NAME_LENGTH`), windows per event
+(:data:`MAX_WINDOWS_PER_EVENT`), engines per scenario (:data:`MAX_ENGINES`), parallelism
+(:data:`MAX_PARALLELISM`), labels the run directory uses itself (:data:`RESERVED_LABELS`), and a run that
+measures fewer than :data:`MIN_MEASURED_WINDOWS` windows. Types are strict: ``users: true`` or ``partitions: "4"``
+is an error, not 1 or 4.
 """
 
 from __future__ import annotations
@@ -33,6 +36,23 @@ MAX_NAME_LENGTH = 64
 (``bench-<UTC stamp>-<name>[-N]-<label>-r<N>-in``, at most 249 characters) and into directory names (at most
 255 bytes); 64 + 64 leaves room for the stamp, a ``capacity-`` prefix and trial numbers."""
 
+MAX_WINDOWS_PER_EVENT = 100
+"""Most windows one event may fall in (``window.size / window.slide``): every engine and the oracle keep and
+update that many counts per event; 5 s windows sliding by 1 ms would be 5,000 per event."""
+
+MAX_ENGINES = 16
+"""Most engine entries in one scenario: they run one after another, each with its own start, load and drain."""
+
+MAX_PARALLELISM = 256
+"""Highest parallelism an engine is run with (explicit ``parallelism``, or one task per Kafka partition)."""
+
+RESERVED_LABELS = frozenset({
+    "run.json", "run-status.json", "report.md", "kafka", "kafka-clients.log", "trials", "capacity.json",
+    "capacity.md", "capacity.png", "latency-cdf.png", "latency-over-time.png", "throughput-over-time.png",
+    "resources-over-time.png", "work",
+})
+"""Names a run or capacity directory uses for its own files: an engine label names a directory beside them."""
+
 MAX_WORKERS = 64
 WORKERS_PER_CPU = 4
 
@@ -47,4 +67,4 @@ class StrictModel(BaseModel):
     """Unknown keys are errors, numbers are finite (``.inf`` and ``.nan`` are refused, not written to ``run.json``
     as ``null``), and models are immutable once validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)

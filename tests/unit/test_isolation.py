@@ -35,6 +35,13 @@ def test_bad_cpu_lists_say_what_they_should_be(text: object) -> None:
         parse_cpu_list(text)
 
 
+@pytest.mark.parametrize("text", ["1-99999999", 99999999, "0-4096", [5000], "1" * 60])
+def test_a_cpu_range_beyond_any_machine_is_refused_before_it_is_built(text: object) -> None:
+    """``1-99999999`` once built a set of 100 million ints (seconds and gigabytes) before any check."""
+    with pytest.raises(ValueError, match="CPU"):
+        parse_cpu_list(text)
+
+
 def test_cpu_lists_are_written_back_in_ranges() -> None:
     assert format_cpu_list({0, 1, 2, 5, 7, 8}) == "0-2,5,7-8"
     assert format_cpu_list([3]) == "3"

@@ -88,7 +88,7 @@ def test_expected_for_run_regenerates_the_generators_events() -> None:
     scenario = parse_scenario(
         {"name": "t", "duration": "10s", "load": {"rate": "5k", "distribution": "zipf", "users": 100,
                                                    "late": {"fraction": 0.02, "by": "20s"},
-                                                   "disorder": {"fraction": 0.1, "max_delay": "2s"}},
+                                                   "disorder": {"fraction": 0.1, "max_delay": "1900ms"}},
          "window": {"size": "2s", "slide": "500ms"}, "engines": ["x"]},
         check_engines=False,
     )
@@ -119,7 +119,7 @@ def test_max_ts_ignores_late_events_and_covers_hopping_windows() -> None:
 def test_expected_at_zero_shifted_equals_expected_at_the_start() -> None:
     scenario = parse_scenario({
         "name": "shift", "duration": "20s", "warmup": "5s",
-        "load": {"rate": "2k", "users": 50, "disorder": {"fraction": 0.3, "max_delay": "1s"},
+        "load": {"rate": "2k", "users": 50, "disorder": {"fraction": 0.3, "max_delay": "900ms"},
                  "late": {"fraction": 0.01, "by": "15s"}},
         "window": {"size": "4s", "slide": "2s", "watermark_delay": "1s"}, "engines": ["spark"],
     })

@@ -136,7 +136,7 @@ def test_counts_equal_the_oracle_for_generated_disordered_events_with_late_ones(
     scenario = parse_scenario(
         {"name": "t", "duration": "12s", "load": {"rate": "4k", "users": 50,
                                                    "late": {"fraction": 0.01, "by": "8s"},
-                                                   "disorder": {"fraction": 0.2, "max_delay": "1s"}},
+                                                   "disorder": {"fraction": 0.2, "max_delay": "900ms"}},
          "window": {"size": "2s", "slide": "500ms", "watermark_delay": "1s"}, "engines": ["x"]},
         check_engines=False,
     )

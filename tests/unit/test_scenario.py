@@ -73,7 +73,20 @@ BAD_CASES = [
      "s.yaml: duration: measures 0 window(s), at least 3 are needed (a window counts when it ends after warmup and at least window.watermark_delay before the load ends); make duration longer than 82s, or shorten warmup or window.size (got 1m)"),
     ({"window.size": "10s", "window.slide": "3s"}, "s.yaml: window: slide (3s) must divide size (10s)"),
     ({"load.disorder": {"fraction": 0.1, "max_delay": "3s"}},
-     "s.yaml: load.disorder.max_delay: must not exceed window.watermark_delay (2s), else disordered events are late; use load.late for late events (got 3s)"),
+     "s.yaml: load.disorder.max_delay: must be less than window.watermark_delay (2s), else disordered events are late (an event exactly D behind is late for Flink, which fires a window at its end − 1 ms); use load.late for late events (got 3s)"),
+    ({"load.disorder": {"fraction": 0.1, "max_delay": "2s"}},  # equal to D: late by design for Flink
+     "s.yaml: load.disorder.max_delay: must be less than window.watermark_delay (2s), else disordered events are late (an event exactly D behind is late for Flink, which fires a window at its end − 1 ms); use load.late for late events (got 2s)"),
+    ({"window.size": "5s", "window.slide": "1ms"},
+     "s.yaml: window: slide (1ms) puts every event in 5,000 windows of 5s; at most 100 are allowed (each engine and the oracle keep a count per window): make slide at least 50ms"),
+    ({"kafka.partitions": 1024},
+     "s.yaml: kafka.partitions: 1024 partitions would run every engine at parallelism 1024 (one task per partition; at most 256); set parallelism (at most 256) explicitly (got 1024)"),
+    ({"load.users": True}, "s.yaml: load.users: must be a whole number (got True)"),
+    ({"kafka.partitions": "4"}, "s.yaml: kafka.partitions: must be a whole number (got '4')"),
+    ({"kafka.keep_topics": "yes"}, "s.yaml: kafka.keep_topics: must be true or false (got 'yes')"),
+    ({"engines": [{"engine": FAKE, "label": "run.json"}]},
+     "s.yaml: engines.0.label: names a file or directory the run directory holds itself (capacity.json, capacity.md, capacity.png, kafka, kafka-clients.log, latency-cdf.png, latency-over-time.png, report.md, resources-over-time.png, run-status.json, run.json, throughput-over-time.png, trials, work); choose another label (got 'run.json')"),
+    ({"engines": [{"engine": FAKE, "label": f"e{i}"} for i in range(17)]},
+     "s.yaml: engines: must have at most 16 entries (got 17)"),
     ({"load.distribution": "pareto"}, "s.yaml: load.distribution: must be one of 'uniform' or 'zipf' (got 'pareto')"),
     ({"load.shape": "square"},
      "s.yaml: load.shape: type must be one of 'constant', 'steps', 'ramp', 'burst', 'sine' (got a mapping)"),
@@ -222,6 +235,35 @@ def test_invalid_yaml_names_line(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as caught:
         load_scenario(bad)
     assert caught.value.lines[0].startswith(f"{bad}: not valid YAML at line 3")
+
+
+@pytest.mark.parametrize("text, line, key", [
+    ("name: x\nduration: 60s\nload: {rate: 5k}\nengines: [calibration]\nduration: 2m\n", 5, "duration"),
+    ("name: x\nduration: 60s\nload: {rate: 5k, rate: 6k}\nengines: [calibration]\n", 3, "rate"),
+])
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path, text: str, line: int, key: str) -> None:
+    """Plain YAML keeps the last of two equal keys silently: the run would differ from what the file says first."""
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    [message] = caught.value.lines
+    assert message.startswith(f"{path}: not valid YAML at line {line}, column ")
+    assert message.endswith(f"the key {key!r} is given twice (first at line {2 if key == 'duration' else 3}); keep one")
+
+
+def test_validate_says_it_imports_a_plugin_engines_module(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "plugin.yaml"
+    path.write_text("name: x\nduration: 60s\nload: {rate: 5k}\nengines: ['tests.integration.custom_engine:Nope']\n")
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "validate", str(path)], capture_output=True,
+                          text=True, timeout=120, cwd=SCENARIOS.parent)
+    assert done.returncode == 2
+    assert done.stderr.startswith("# importing tests.integration.custom_engine (a module:Class engine) to check its "
+                                  "settings\n")
+    assert "module 'tests.integration.custom_engine' has no class 'Nope'" in done.stderr
 
 
 def test_defaults_and_units_resolve() -> None:
