@@ -8,13 +8,14 @@ capacity, known wrong answers, malformed output, or transactional output, and ch
       - {engine: "tests.engines:KnownTruthEngine", label: liar, settings: {wrong_every: 10}}
       - {engine: "tests.engines:KnownTruthEngine", label: garbage, settings: {malformed: [not-json, count-null]}}
       - {engine: "tests.engines:KnownTruthEngine", label: txn, settings: {transactional: true, commit_delay_ms: 2000}}
+      - {engine: "tests.engines:KnownTruthEngine", label: silent, settings: {capacity: 5000, report_input_rows: false}}
 
 The knobs are documented in :mod:`harness.engines.jobs.python_count_job`.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -38,6 +39,9 @@ class KnownTruthSettings(EngineSettings):
     """Write each window's results in one Kafka transaction; the collector then reads read_committed."""
     commit_delay_ms: int = Field(default=0, ge=0, le=600_000)
     """With ``transactional``: commit this long after the window's records were written."""
+    report_input_rows: bool = True
+    """False: report no input-row counts (as a plug-in engine without such a metric), so the keep-up verdict
+    must judge it from what the harness observes."""
 
     @field_validator("malformed")
     @classmethod
@@ -71,3 +75,9 @@ class KnownTruthEngine(CalibrationEngine):
         on = {key: value for key, value in self.settings.model_dump().items() if getattr(defaults, key) != value}
         knobs = ", ".join(f"{key}={value}" for key, value in on.items()) or "no knobs"
         return {**super().fairness(), "deployment": f"local (test engine {type(self).__name__}: {knobs})"}
+
+    def metrics(self) -> dict[str, Any]:
+        metrics = super().metrics()
+        if not self.settings.report_input_rows:  # type: ignore[attr-defined]
+            metrics["input_rows"] = []
+        return metrics

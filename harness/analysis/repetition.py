@@ -29,7 +29,7 @@ from harness.engines.base import normalise_fairness
 from harness.analysis.arrival import WatermarkRule
 from harness.analysis.input_delay import InputAppendTimes, arrived_late, summarize_input_delay
 from harness.analysis.judge import Judgement, empty_records, judge, ordered, visible_ms
-from harness.analysis.keepup import KeepUp, judge_keep_up
+from harness.analysis.keepup import KeepUp, judge_keep_up, output_processed_rate
 from harness.loadgen import GeneratorResult
 from harness.loadgen.schedule import RateSchedule
 from harness.analysis.oracle import Expected
@@ -171,13 +171,15 @@ def _measured(inputs: RepetitionInputs, pairs: pd.DataFrame) -> tuple[np.ndarray
 def _keep_up(inputs: RepetitionInputs, throughput: ThroughputSummary, series: pd.DataFrame, in_period: np.ndarray,
              timed: pd.DataFrame) -> KeepUp:
     """The keep-up verdict over the measured seconds and the measured pairs with a latency (``timed``)."""
+    window = inputs.scenario.window
     return judge_keep_up(
         processed_rate=throughput.processed_rate_engine,
         achieved_rate=throughput.achieved_rate,
         lag=series["input_lag"].to_numpy(dtype=float)[in_period],
         window_end=timed["window_end"].to_numpy(),
         latency_ms=timed["result_latency_ms"].to_numpy(),
-        slide_ms=inputs.scenario.window.slide_ms,
+        output_rate=output_processed_rate(timed["window_end"].to_numpy(), timed["visible_ms"].to_numpy(),
+                                          timed["got"].to_numpy(), window.size // window.slide_ms),
     )
 
 # ------------------------------------------------------------------------------------------ one span of a run

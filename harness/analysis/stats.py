@@ -115,6 +115,9 @@ class Trend:
     growth: float
     """Fitted y at the last x minus fitted y at the first x."""
     points: int
+    slope_low: float = math.nan
+    """Lower end of the slope's two-sided 95 % confidence interval (Student t, n − 2 degrees of freedom): the
+    slope is above it with 95 % confidence. Equal to ``slope`` when the points lie exactly on the line."""
 
 
 def trend(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> Trend | None:
@@ -127,4 +130,8 @@ def trend(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> T
         return None
     slope, intercept = np.polyfit(xs - xs.min(), ys, 1)
     span = float(xs.max() - xs.min())
-    return Trend(float(slope), float(intercept), float(slope * span), int(xs.size))
+    residuals = ys - (intercept + slope * (xs - xs.min()))
+    spread = float(np.sum((xs - xs.mean()) ** 2))
+    se = math.sqrt(float(np.sum(residuals**2)) / (xs.size - 2) / spread) if xs.size > 2 else math.inf
+    low = float(slope) - t975(xs.size - 2) * se
+    return Trend(float(slope), float(intercept), float(slope * span), int(xs.size), low)

@@ -245,6 +245,10 @@ def _sustained(ok: list[LoadedRepetition]) -> str:
     if bad:
         criteria = sorted({f.split(":", 1)[0] for r in bad for f in r.summary.sustained.failed})
         return f"**no** ({len(bad)} of {len(verdicts)} reps; failed: {', '.join(criteria)})"
+    judged = {r.summary.sustained.judged for r in ok if r.summary.sustained.judged is not None}
+    if judged and min(judged) < 3:
+        skipped = sorted({s.split(":", 1)[0] for r in ok for s in r.summary.sustained.skipped})
+        return f"yes ({min(judged)} of 3 criteria judged; skipped: {', '.join(skipped)})"
     return "yes"
 
 

@@ -107,9 +107,11 @@ def definitions_section(run: RunData) -> list[str]:
         "*processed*: events/s the engine processed (its own metric, or “(output)”: the growth of the output "
         "counts per second).",
         "- *sustained* (keep-up verdict, `harness/analysis/keepup.py`): processed ≥ "
-        f"{keepup.MIN_PROCESSED_RATIO:.0%} of the achieved rate, the input lag's fitted slope ≤ "
-        f"{keepup.MAX_LAG_SLOPE_SHARE:.0%} of the achieved rate per s, and result latency not rising faster than "
-        f"{keepup.MAX_LATENCY_SLOPE:g} ms per s over the measured windows (with a rise above one slide).",
+        f"{keepup.MIN_PROCESSED_RATIO:.0%} of the achieved rate (from the engine's input rows; an engine without "
+        f"them: the rate its output completed windows at, ≥ {keepup.MIN_OUTPUT_PROCESSED_RATIO:.0%}), the input "
+        f"lag's fitted slope ≤ {keepup.MAX_LAG_SLOPE_SHARE:.0%} of the achieved rate per s (needs input rows), and "
+        f"result latency not rising faster than {keepup.MAX_LATENCY_SLOPE:g} ms per s over the measured windows "
+        "(with 95 % confidence); a verdict on fewer than 3 criteria says so.",
         "- *event-time latency*: broker append time − the largest event time among the pair's on-time events.",
         "- *negative*: latencies below 0, left out of the percentiles and never clamped.",
         "- *valid*: the engine ran, the generator drove the load (≥ 99 % of target, small publish delay) and the "

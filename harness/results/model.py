@@ -198,6 +198,10 @@ class KeepUp:
     """Fitted latency at the last measured window − at the first."""
     windows: int = 0
     """Measured windows with at least one timed pair."""
+    judged: int | None = None
+    """How many of the three criteria were evaluated (None: stored before this was recorded)."""
+    processed_source: str | None = None
+    """What the processed criterion was judged from: ``engine input rows`` or ``output windows``."""
 
 
 SustainedSummary = KeepUp

@@ -129,7 +129,8 @@ def test_unfinished_run_is_called_so(tmp_path: Path) -> None:
     write_repetition(run_dir, make_result("spark", growth_ms_per_window=4_000))
     text = render_report(load_run(run_dir))
     assert "**unfinished**" in text
-    assert "spark: not sustained at this rate: latency: grows by" in text
+    assert "spark: not sustained at this rate: processed (from output: no input-row counts)" in text
+    assert "; latency: grows by 397 ms per s" in text
 
 
 def test_generator_table_falls_back_to_generator_json_for_older_summaries(tmp_path: Path) -> None:
