@@ -106,3 +106,57 @@ def test_cpu_of_processes_outside_the_run_is_its_own_row() -> None:
     assert len(others) == 1 and others["rss_bytes"].tolist() == [0]  # none at the first sample, no memory figure
     # the busy loop ran outside every component: at least most of what psutil saw it use is attributed to others
     assert others["cpu_percent"].iloc[0] >= 0.8 * outside > 5
+
+
+FORKING_ENGINE = """
+import subprocess, sys, time
+end = time.time() + 30
+while time.time() < end:  # a short-lived child every ~60 ms, each busy for ~40 ms, reaped at once
+    subprocess.run([sys.executable, "-S", "-c",
+                    "import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.04: pass"])
+    time.sleep(0.02)
+"""
+OUTSIDE = """
+import time
+end = time.time() + 30
+while time.time() < end:  # busy half of every 100 ms: about half a core
+    t = time.monotonic()
+    while time.monotonic() - t < 0.05: pass
+    time.sleep(0.05)
+"""
+
+
+def test_short_lived_children_are_the_engines_and_an_outside_process_is_others_within_a_tenth_of_a_core() -> None:
+    """Known truth, measured by the kernel: the 'engine' is a process that forks a short-lived busy child every
+    ~60 ms (as Spark's local file system runs a command per checkpoint file): no child lives through two samples,
+    so only the engine's children counter sees them; an outside process burns about half a core. The sampler
+    gives each its own CPU within 0.1 core. (Sampling each process's own CPU only, the children's whole load
+    showed up as "other processes".)"""
+    engine = subprocess.Popen([sys.executable, "-c", FORKING_ENGINE])
+    outside = subprocess.Popen([sys.executable, "-c", OUTSIDE])
+    try:
+        watched_engine, watched_outside = psutil.Process(engine.pid), psutil.Process(outside.pid)
+        sampler = ResourceSampler({"engine": lambda: process_tree(watched_engine)}, interval=1.0)
+        import time
+
+        time.sleep(1.0)
+        sampler.start()
+        start = time.monotonic()
+        engine_before = sum(watched_engine.cpu_times()[:4])
+        outside_before = sum(watched_outside.cpu_times()[:2])
+        time.sleep(8.0)
+        engine_used = sum(watched_engine.cpu_times()[:4]) - engine_before
+        outside_used = sum(watched_outside.cpu_times()[:2]) - outside_before
+        elapsed = time.monotonic() - start
+        sampler.stop()
+    finally:
+        for process in (engine, outside):
+            process.kill()
+            process.wait()
+    frame = sampler.frame().dropna(subset=["cpu_percent"])
+    engine_cores = frame[frame["component"] == "engine"]["cpu_percent"].mean() / 100
+    others_cores = frame[frame["component"] == OTHERS]["cpu_percent"].mean() / 100
+    truth_engine, truth_outside = engine_used / elapsed, outside_used / elapsed
+    assert truth_engine > 0.15 and truth_outside > 0.15  # both really loaded the machine
+    assert abs(engine_cores - truth_engine) < 0.1, (engine_cores, truth_engine)
+    assert abs(others_cores - truth_outside) < 0.1, (others_cores, truth_outside, engine_cores)
