@@ -12,7 +12,6 @@ The forced input (2 s windows, D = 1 s; times relative to a window-aligned epoch
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time

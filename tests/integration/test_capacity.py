@@ -29,9 +29,16 @@ max disorder behind its schedule: 1 s made a busy machine's 4,000/s step a load-
 windows."""
 
 
+START = 3100
+GROWTH = 1.1
+"""The search starts just below C and grows by 10 %, so it needs few trials (CI budget) and none falls within
+1 % of C, where a verdict would rest on the token bucket's last percent: 3,100 passes, 3,410 fails (processed
+96.8 %), and one bisection (3,251: passes) leaves a bracket within 5 %."""
+
+
 def known_capacity_scenario(path: Path, bootstrap: str) -> Path:
-    """15 s trials on 2 s windows (5 measured windows after a 3 s warm-up), starting at about C / 2 so the search
-    needs few trials: 2000, 4000 (fails), then bisection."""
+    """15 s trials on 2 s windows (5 measured windows after a 3 s warm-up), from :data:`START` by
+    :data:`GROWTH`."""
     scenario = {
         "name": "capacity-known",
         "duration": f"{TRIAL_S}s", "warmup": "3s", "seed": 3,
@@ -40,7 +47,7 @@ def known_capacity_scenario(path: Path, bootstrap: str) -> Path:
         "kafka": {"mode": "external", "bootstrap": bootstrap, "partitions": 2},  # the session's shared broker
         "engines": [{"engine": "tests.engines:KnownTruthEngine", "label": "capped",
                      "settings": {"capacity": CAPACITY}}],
-        "capacity": {"start": 2000, "precision": "5%", "trial": {"duration": f"{TRIAL_S}s", "warmup": "3s"},
+        "capacity": {"start": START, "growth": GROWTH, "precision": "5%", "trial": {"duration": f"{TRIAL_S}s", "warmup": "3s"},
                      "calibrate": False},
     }
     path.write_text(yaml.safe_dump(scenario))
@@ -62,7 +69,7 @@ def test_the_throttled_engine_is_found_within_5_percent_of_its_known_capacity(ka
     assert abs(found["capacity"] - CAPACITY) / CAPACITY <= 0.05, found
     assert search["ended_by"].startswith("precision reached") and search["load_path_bound"] is None
     verdicts = {t["rate"]: t["verdict"] for t in search["trials"]}
-    assert verdicts[2000] == "pass" and verdicts[4000] == "fail"
+    assert verdicts[3100] == "pass" and verdicts[3410] == "fail"
     assert all(v in ("pass", "fail") for v in verdicts.values())  # the generator drove every rate
     for t in search["trials"]:  # every trial is a normal run directory, judged from its summary
         [rep] = load_run(out_dir / t["run_dir"]).engines["capped"]
@@ -100,16 +107,16 @@ def test_stepped_trials_find_the_throttled_engine_within_5_percent_with_one_engi
     assert abs(found["capacity"] - CAPACITY) / CAPACITY <= 0.05, found
     assert search["ended_by"].startswith("precision reached") and search["load_path_bound"] is None
     trials = search["trials"]
-    assert [(t["rate"], t["verdict"], t["step"]) for t in trials[:2]] == [(2000, "pass", 1), (4000, "fail", 2)]
+    assert [(t["rate"], t["verdict"], t["step"]) for t in trials[:2]] == [(3100, "pass", 1), (3410, "fail", 2)]
     assert all(v["verdict"] in ("pass", "fail") for v in trials)  # the generator drove every step
     runs = sorted({t["run_dir"] for t in trials})
     assert len(runs) < len(trials)  # fewer engine starts than trials: the point of stepping
     climb = out_dir / trials[0]["run_dir"]
     [rep] = load_run(climb).engines["capped"]
-    planned = 4 * TRIAL_S * 1_000  # four climbing rates 2k, 4k, 8k, 16k; the load ended after the 4k step failed
+    planned = 4 * TRIAL_S * 1_000  # four climbing rates 3,100 × 1.1^k; the load ended after the 3,410 step failed
     assert rep.summary.timeline.load_end_ms - rep.summary.timeline.load_start_ms < planned
     assert rep.summary.correctness is not None and rep.summary.correctness.correct  # cut cleanly: every pair exact
     steps = json.loads((climb / "capped" / "rep-1" / "steps.json").read_text())
-    assert [(s["rate"], s["verdict"]) for s in steps] == [(2000, "pass"), (4000, "fail")]
+    assert [(s["rate"], s["verdict"]) for s in steps] == [(3100, "pass"), (3410, "fail")]
     assert steps[1]["summary"]["sustained"]["sustained"] is False
     assert "stepped trials" in (out_dir / "capacity.md").read_text()

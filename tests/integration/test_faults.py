@@ -245,16 +245,21 @@ def test_broker_restart_with_flink(tmp_path: Path) -> None:
 
     How many events the outage reorders is up to the load path (each generator worker flushes its own backlog,
     partitions come back one fetch after another), so nothing here depends on it: whatever order the broker
-    holds, the judge allows exactly what Flink's watermark rule can make late from it (per partition, and after
-    an outage longer than the 5 s idle timeout, the other partitions' backlogs: harness.analysis.arrival), and Flink must
-    be exact within that. Before the idle timeout was part of the rule, one fresh-clone suite run judged Flink
-    wrong here (72 pairs missing, 24 too low: a resumed partition's backlog read after the other's)."""
-    run_dir = run(tmp_path, [{"engine": "flink", "settings": {"checkpoint_interval": "2s"}}], [BROKER])
+    holds, the judge allows exactly what Flink's per-partition watermark rule can make late from it
+    (harness.analysis.arrival), and Flink must be exact within that. The idle timeout is set far above the outage
+    so that no partition is declared idle: with the default 5 s, Flink's own view of a partition's silence (its
+    consumer reconnecting after the broker returned) can exceed 5 s while the broker's append gap does not, and a
+    resumed partition's backlog is then read after the others' by an amount no input read-back can see — a
+    fresh-clone suite run judged Flink wrong so (21 pairs missing, 5 too low in the outage's window, 2,060
+    events dropped where 5,890 were allowed). That case is the judge's stated limit (README, "Correctness"), not
+    something this test may pass or fail by chance."""
+    run_dir = run(tmp_path, [{"engine": "flink", "settings": {"checkpoint_interval": "2s", "idle_timeout": "60s"}}],
+                  [BROKER])
     result = summary(run_dir, "flink")
     fault = the_fault(result)
     assert_duplicates_counted_and_shown(run_dir, result, fault)
     delay = result["input_delay"]
-    assert delay["arrival_rule"] == ("per partition: largest ts earlier in the same partition − D; after a 5,000 ms "
+    assert delay["arrival_rule"] == ("per partition: largest ts earlier in the same partition − D; after a 60,000 ms "
                                      "gap, the other partitions' ts up to 1,000 ms later")
     assert 0 <= delay["arrived_late_dropped"] <= delay["arrived_late"]
     assert 0 <= fault["late_dropped"] <= fault["late_allowed"]

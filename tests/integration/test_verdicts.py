@@ -58,16 +58,19 @@ def assert_valid_but_for_the_generators_timing(summary: RepetitionSummary) -> No
 
 
 def test_known_capacity_is_sustained_at_80_percent_and_not_at_110_percent(kafka_broker: str, tmp_path: Path) -> None:
+    """Two engines of capacity 4,000/s at 3,200/s and 4,400/s: one reporting its input rows, one reporting none
+    (as a plug-in engine without such a metric: judged from its output and its latency trend)."""
     capacity = 4_000
-    below = summary_of(run(tmp_path / "a", kafka_broker,
-                           [{"engine": ENGINE, "label": "capped", "settings": {"capacity": capacity}}],
-                           rate="3200"), "capped")
+    engines = [{"engine": ENGINE, "label": "capped", "settings": {"capacity": capacity}},
+               {"engine": ENGINE, "label": "silent", "settings": {"capacity": capacity, "report_input_rows": False}}]
+    below_run = run(tmp_path / "a", kafka_broker, engines, rate="3200")
+    above_run = run(tmp_path / "b", kafka_broker, engines, rate="4400")
+
+    below = summary_of(below_run, "capped")
     assert_valid_but_for_the_generators_timing(below)
     assert below.sustained.sustained is True, below.sustained
     assert below.correctness is not None and below.correctness.correct
-    above = summary_of(run(tmp_path / "b", kafka_broker,
-                           [{"engine": ENGINE, "label": "capped", "settings": {"capacity": capacity}}],
-                           rate="4400"), "capped")
+    above = summary_of(above_run, "capped")
     assert_valid_but_for_the_generators_timing(above)
     assert above.sustained.sustained is False
     failed = " ".join(above.sustained.failed)
@@ -76,6 +79,18 @@ def test_known_capacity_is_sustained_at_80_percent_and_not_at_110_percent(kafka_
     assert above.throughput.processed_rate == pytest.approx(capacity, rel=0.05)
     assert above.correctness is not None and above.correctness.correct  # slow, but every answer right
     assert any(w.startswith("not sustained at this rate: processed:") for w in above.warnings)
+
+    silent_below, silent_above = summary_of(below_run, "silent"), summary_of(above_run, "silent")
+    for summary in (silent_below, silent_above):
+        assert_valid_but_for_the_generators_timing(summary)
+        assert summary.throughput.processed_rate_engine is None  # no input rows: judged without them
+        assert summary.sustained.judged == 2 and summary.sustained.processed_source == "output windows"
+        assert summary.sustained.skipped == ["input lag: the engine reported no input-row counts"]
+        assert summary.correctness is not None and summary.correctness.correct
+    assert silent_below.sustained.sustained is True, silent_below.sustained
+    assert silent_above.sustained.sustained is False, silent_above.sustained
+    assert silent_above.sustained.processed_ratio == pytest.approx(capacity / 4_400, abs=0.04)
+    assert "processed (from output: no input-row counts)" in " ".join(silent_above.sustained.failed)
 
 
 def test_transactional_output_is_timed_at_its_commit(known_truth: KnownTruthRun) -> None:
