@@ -62,6 +62,7 @@ COMPARED = (
     "event_time_p99",
     "engine_cpu",
     "engine_rss",
+    "engine_cost",
 )
 """Figures compared (target and achieved rate describe the load, not the engine)."""
 

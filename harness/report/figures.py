@@ -55,6 +55,17 @@ def _resource(engine_cpu: bool) -> Callable[[RepetitionSummary], float | None]:
     return get
 
 
+def engine_cost(s: RepetitionSummary) -> float | None:
+    """What an event cost the engine: its mean CPU over the measured period (cores) per event it processed,
+    in core-microseconds (``1e6 / events per core-second``, Nexmark's throughput per core turned around).
+    None without both figures."""
+    stats = s.resources.get(s.engine)
+    rate = s.throughput.processed_rate
+    if stats is None or stats.cpu_mean_percent is None or not rate:
+        return None
+    return stats.cpu_mean_percent / 100.0 / rate * 1e6
+
+
 FIGURES: tuple[Figure, ...] = (
     Figure("target_rate", "target", "events/s", lambda s: s.throughput.target_rate, False),
     Figure("achieved_rate", "achieved", "events/s", lambda s: s.throughput.achieved_rate, False),
@@ -68,6 +79,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("event_time_p99", "event-time p99", "ms", lambda s: s.event_time_latency.p99_ms, True),
     Figure("engine_cpu", "engine CPU", "% of a core", _resource(True), True),
     Figure("engine_rss", "engine RSS max", "MiB", _resource(False), True),
+    Figure("engine_cost", "engine CPU per event", "core-µs", engine_cost, True),
 )
 FIGURE_BY_KEY: dict[str, Figure] = {f.key: f for f in FIGURES}
 

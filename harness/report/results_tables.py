@@ -152,10 +152,11 @@ def _resources_table(run: RunData) -> list[str]:
                 rss_p99 = estimate([None if s.rss_p99_bytes is None else s.rss_p99_bytes / 2**20 for s in stats])
                 p99 = f" (p99 {fmt_estimate(rss_p99)} MiB)" if rss_p99 is not None else ""
                 row.append(f"{fmt_estimate(cpu)} % / {fmt_estimate(rss)} MiB{p99}")
+            row.insert(1, fmt_estimate(figure_estimate(engine_reps, FIGURE_BY_KEY["engine_cost"])))
             rows.append(row)
         lines += ["### Resources (mean CPU in % of one core / RSS max (p99 of the one-second samples), "
-                  "measured period)", ""]
-        lines += table(["engine", "engine processes", *others], rows)
+                  "measured period; CPU per event: the engine's core-µs per processed event)", ""]
+        lines += table(["engine", "CPU per event (core-µs)", "engine processes", *others], rows)
         lines += [""]
     return lines
 

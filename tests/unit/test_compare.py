@@ -152,3 +152,26 @@ def test_an_unreadable_summary_is_a_usage_error_naming_the_run(tmp_path: Path) -
         compare_runs([a], a, 10)
     assert str(err.value).startswith(str(a))  # the loader's words (damaged JSON), naming the file in the run
     assert err.value.exit_code == EXIT_USAGE == 2
+
+
+def test_engine_cost_is_core_microseconds_per_processed_event() -> None:
+    """0.5 core at 2,000 events/s is 250 core-µs per event; compared like every figure, lower is better."""
+    import dataclasses
+
+    from harness.report.figures import engine_cost
+    from harness.results import ResourceStats
+    from tests.unit.test_results import make_result
+
+    summary = make_result("spark").summary
+    stats = ResourceStats(cpu_mean_percent=50.0, cpu_max_percent=60.0, rss_max_bytes=None, samples=30)
+    costly = dataclasses.replace(summary, resources={"spark": stats},
+                                 throughput=dataclasses.replace(summary.throughput, processed_rate=2_000.0))
+    assert engine_cost(costly) == pytest.approx(250.0)
+    assert engine_cost(dataclasses.replace(costly, resources={})) is None
+    assert FIGURE_BY_KEY["engine_cost"].lower_is_better and "engine_cost" in compare_keys()
+
+
+def compare_keys() -> tuple[str, ...]:
+    from harness.report.compare import COMPARED
+
+    return COMPARED
