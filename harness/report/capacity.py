@@ -123,6 +123,7 @@ def _engine_section(engine: str, found: dict[str, Any], ceiling: float | None) -
     if at is not None:
         rows.append([f"CPU / RSS at it ({_which(at, several)})",
                      f"{_num(at[2].get('cpu_mean_percent'), '%')} / {_mib(at[2].get('rss_max_bytes'))}"])
+        rows.append([f"engine CPU per event at it ({_which(at, several)})", _cost(at[2])])
     if not several:
         rows.append(["ended by", found["searches"][0]["ended_by"]])
     rows.append(["search wall time", f"{found['wall_s']:,.0f} s, {len(trials)} trial(s)"
@@ -176,6 +177,12 @@ def _searches_table(searches: list[dict[str, Any]]) -> list[str]:
     return table(["search", "capacity", "bracket", "trials", "wall time", "ended by"], rows)
 
 
+def _cost(trial: dict[str, Any]) -> str:
+    """The engine's core-µs per processed event in a trial (its mean CPU / its processed rate)."""
+    cpu, rate = trial.get("cpu_mean_percent"), trial.get("processed_rate")
+    return "–" if cpu is None or not rate else f"{cpu / 100.0 / rate * 1e6:,.0f} core-µs"
+
+
 def _trials_table(trials: list[Numbered], several: bool) -> list[str]:
     if not trials:
         return ["No trial ran."]
@@ -186,8 +193,8 @@ def _trials_table(trials: list[Numbered], several: bool) -> list[str]:
             why = (why + "; " if why else "") + f"run twice, the first attempt: {t['first_attempt']['reason']}"
         rows.append([*([str(search)] if several else []), str(index), _rate(t["rate"]), t["verdict"],
                      _rate(t.get("processed_rate")), _sec(t.get("p50_ms")), _sec(t.get("p99_ms")),
-                     _num(t.get("cpu_mean_percent"), "%"), _mib(t.get("rss_max_bytes")), why])
-    header = ["trial", "offered", "verdict", "processed", "p50", "p99", "CPU", "RSS", "why"]
+                     _num(t.get("cpu_mean_percent"), "%"), _cost(t), _mib(t.get("rss_max_bytes")), why])
+    header = ["trial", "offered", "verdict", "processed", "p50", "p99", "CPU", "core-µs/event", "RSS", "why"]
     return table(["search", *header] if several else header, rows)
 
 

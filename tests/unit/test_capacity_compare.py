@@ -193,3 +193,13 @@ def test_the_range_of_several_searches_is_their_interval_at_least_as_wide_as_a_b
     assert (low, high) == (pytest.approx(10_000 - 4.303 * 1000 / 3**0.5), pytest.approx(10_000 + 4.303 * 1000 / 3**0.5))
     assert capacity_interval([s(10_000, 10_500), s(10_100, None)])[1] is None  # one never failed: open above
     assert capacity_interval([s(None, 5_000)]) == [None, None]
+
+
+def test_the_capacity_report_says_what_an_event_cost_the_engine_at_each_trial() -> None:
+    """The committed Flink search: at 20,000/s Flink used 59 % of a core, 29 core-µs per event."""
+    from harness.capacity.results import load_capacity
+    from harness.report.capacity import render_capacity
+
+    text = render_capacity(load_capacity(COMMITTED / "20261126T011037Z-capacity-capacity"))
+    assert "| engine CPU per event at it (trial 2) | 29 core-µs |" in text
+    assert "| 2 | 20,000/s | pass | 20,149/s | 2.81 s | 3.86 s | 59% | 29 core-µs | 949 MiB |  |" in text
