@@ -23,6 +23,7 @@ import yaml
 
 from harness.report.fairness import fairness_differences, fairness_section
 from harness.report.faults_table import faults_section
+from harness.report.glance import glance_section
 from harness.report.output import write_output
 from harness.report.plots import write_plots
 from harness.report.results_tables import results_section
@@ -66,17 +67,26 @@ def write_combined_report(run_dirs: list[Path], to: Path, *, preface: Path | Non
     from harness.capacity.results import is_capacity_dir
     from harness.report.capacity import capacity_report_section
 
+    from harness.capacity.results import load_capacity
+
     target = Path(to)
-    parts = [preface.read_text(encoding="utf-8").rstrip() + "\n"] if preface is not None else []
+    parts = []
+    runs, capacities = [], []
     for run_dir in run_dirs:
         if is_capacity_dir(Path(run_dir)):
+            capacities.append((Path(run_dir), load_capacity(Path(run_dir))))
             parts.append(capacity_report_section(Path(run_dir), target))
             continue
         run = load_run(Path(run_dir))
+        runs.append(run)
         images = write_plots(run)
         links = {name: Path(os.path.relpath(path, target.parent.resolve())).as_posix() for name, path in images.items()}
         parts.append(render_report(run, links))
-    return write_output(target, "\n---\n\n".join(parts))
+    glance = "\n".join(glance_section(runs, capacities)) + "\n"
+    head = preface.read_text(encoding="utf-8").rstrip() + "\n" if preface is not None else ""
+    title, _, rest = head.partition("\n") if head.startswith("# ") else ("", "", head)
+    opening = (f"{title}\n\n" if title else "") + glance + (f"\n{rest.lstrip()}" if rest.strip() else "")
+    return write_output(target, "\n---\n\n".join([opening, *parts]))
 
 
 def render_report(run: RunData, images: dict[str, str] | None = None) -> str:
@@ -87,6 +97,7 @@ def render_report(run: RunData, images: dict[str, str] | None = None) -> str:
     lines += [f"Run `{run.path.name}` — {run_state(run)}.", ""]
     if scenario.get("description"):
         lines += [scenario["description"], ""]
+    lines += glance_section([run])
 
     warnings = report_warnings(run)
     lines += ["## Warnings", ""]

@@ -63,7 +63,8 @@ def test_combined_report_keeps_the_preface_and_every_run(tmp_path: Path) -> None
     result = CliRunner().invoke(cli, ["report", str(first), str(second), "--to", str(target), "--preface", str(preface)])
     assert result.exit_code == 0, result.output
     text = target.read_text(encoding="utf-8")
-    assert text.startswith("# Reading\n\nFlink is faster here.\n")
+    assert text.startswith("# Reading\n\n## At a glance\n\n| engine | result latency p50 / p99 (at rate) |")
+    assert "\nFlink is faster here.\n" in text.split("# Benchmark report")[0]  # the reading follows the table
     assert text.count("# Benchmark report: unit") == 2
     assert "(a/" + RUN_NAME + "/latency-cdf.png)" in text and "(b/" + RUN_NAME + "/latency-cdf.png)" in text
 

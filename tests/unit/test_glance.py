@@ -1,0 +1,50 @@
+"""The at-a-glance table, from committed run and capacity directories: a row per engine with the figures a user
+decides on, each read from the stored results, and where they came from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.capacity.results import load_capacity
+from harness.report.glance import glance_section
+from harness.results import load_run
+
+RESULTS = Path(__file__).resolve().parents[2] / "results"
+
+
+def rows(lines: list[str]) -> dict[str, list[str]]:
+    out = {}
+    for line in lines:
+        if line.startswith("| **"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            out[cells[0].strip("*")] = cells[1:]
+    return out
+
+
+def test_the_committed_runs_at_a_glance() -> None:
+    runs = [load_run(RESULTS / name) for name in ("20261125T165952Z-high_rate", "20261126T011723Z-failure")]
+    capacities = [(RESULTS / name, load_capacity(RESULTS / name))
+                  for name in ("20261126T004816Z-capacity-capacity", "20261126T011037Z-capacity-capacity")]
+    lines = glance_section(runs, capacities)
+    assert lines[0] == "## At a glance"
+    table = rows(lines)
+    spark, flink, flink_eo = table["spark"], table["flink"], table["flink-eo"]
+    assert spark[0] == "3.92 s / 4.59 s at 60,000/s" and flink[0] == "2.27 s / 2.42 s at 60,000/s"
+    # of two Flink searches both ended by the load path, the higher bound; Spark's only one
+    assert flink[1] == ("≥ 20,000/s (bounded by the load path at 40,000/s; `20261126T011037Z-capacity-capacity`)")
+    assert spark[1].startswith("≥ 40,000/s (bounded by the load path at 80,000/s")
+    assert spark[2].endswith("core-µs at 60,000/s") and spark[3].endswith("MiB")
+    assert spark[4] == "exact in 2 of 2 runs"
+    assert flink[5] == "at-least-once / 200 duplicate pair(s)" and flink_eo[5] == "exactly-once / no duplicate"
+    assert flink_eo[0] == "–"  # it ran only with a fault: no steady-state latency
+    assert flink_eo[6].endswith(" s")
+    assert table["calibration"][0] == "–" and table["calibration"][1].startswith("≥ 40,000/s")
+    assert any(line.startswith("Machine: AMD EPYC, 2 logical CPUs. From: `20261125T165952Z-high_rate`") for line in lines)
+
+
+def test_a_run_report_opens_with_the_table_of_its_engines() -> None:
+    from harness.report.document import render_report
+
+    text = render_report(load_run(RESULTS / "20261125T165952Z-high_rate"))
+    assert text.index("## At a glance") < text.index("## Warnings")
+    assert "| **spark** | 3.92 s / 4.59 s at 60,000/s |" in text
