@@ -1,7 +1,7 @@
 """The windowed click count: the one statement of what every engine computes and the oracle checks.
 
 Every engine job, the load generator, the collector and the oracle take their semantics from this module; a change
-of semantics is one edit here (README, "What is measured", says the same in prose).
+of semantics is one edit here (docs/methodology.md says the same in prose).
 
 Input
     One JSON object per Kafka record, keyed by ``user`` (so a user's events stay on one partition)::

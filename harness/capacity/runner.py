@@ -11,8 +11,8 @@ With ``capacity.trials: stepped`` (:mod:`harness.capacity.stepped`) one broker a
 several rates, each step judged like a fresh trial over its own span, and the search is
 :func:`harness.capacity.search.stepped_search`.
 
-Fresh is the default, chosen by measurement (2026-11-26, the same capacity block in both modes; README "bench
-capacity" has the table): a step costs less than a fresh trial (72 against 92 s a rate for the calibration engine,
+Fresh is the default, chosen by measurement (2026-11-26, the same capacity block in both modes; docs/capacity.md
+has the table): a step costs less than a fresh trial (72 against 92 s a rate for the calibration engine,
 78 against 103 s for Flink) but a stepped search needs more of them (geometric refine steps instead of bisection;
 a failing step runs until it is judged), so no search here finished sooner (integration test: 306 s stepped, 263 s
 fresh). And the modes disagree where a step carries the steps before it: Flink passed 40,000/s stepped, warmed up

@@ -41,7 +41,7 @@ def consumer(bootstrap: str, *, read_committed: bool = False, quiet: bool = True
         "fetch.wait.max.ms": 50,
         # Prefetch up to 1M records (still capped by queued.max.messages.kbytes, 64 MB): the default 100k made
         # the reader wait on fetches; reading 1M result records went from ~160k to ~490k records/s
-        # (`bench perf collector`, see the README).
+        # (`bench perf collector`, docs/results.md).
         "queued.min.messages": 1_000_000,
         "logger": client_logger(),  # librdkafka's log lines to the run's log, not the terminal
     }

@@ -11,7 +11,7 @@ Settings, the same for both backends and written into every result:
   the same partition whichever backend sent it — and wherever a Java producer would have put it.
 
 ``auto`` picks confluent-kafka: it sends several times more records per second per process than kafka-python
-(see the README, "Load generator"), and a process that keeps up with the schedule has the smaller publish delay.
+(docs/methodology.md, "Load generator"), and a process that keeps up with the schedule has the smaller publish delay.
 """
 
 from __future__ import annotations

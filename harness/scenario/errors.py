@@ -54,7 +54,7 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "missing":
         return "required field is missing"
     if kind == "extra_forbidden":
-        return "unknown field (check the spelling; see `bench validate --help` for the format)"
+        return "unknown field (check the spelling; docs/scenarios.md describes the format)"
     bounds = {
         "greater_than": f"must be > {_show(ctx.get('gt'))}",
         "greater_than_equal": f"must be >= {_show(ctx.get('ge'))}",

@@ -1,5 +1,5 @@
 """Oracle speed (pytest-benchmark). CI runs each once (``--benchmark-disable`` in pyproject); measure with
-``pytest tests/benchmarks --benchmark-enable``. Sizes are kept small enough for CI; the README gives the 10M
+``pytest tests/benchmarks --benchmark-enable``. Sizes are kept small enough for CI; docs/measurements.md gives the 10M
 figure measured by hand with ``expected_for_run`` on a 100 s × 100k/s scenario."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The live collector against the real broker: ``bench perf collector``'s path reads every result record of a
 LogAppendTime topic, with the broker's append time, and nothing else (its speed is measured by the command and
-written down in the README, never asserted here); transactional results read ``read_committed`` are received
+written down in docs/, never asserted here); transactional results read ``read_committed`` are received
 within the stated bound of their commit."""
 
 from __future__ import annotations

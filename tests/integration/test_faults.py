@@ -251,7 +251,7 @@ def test_broker_restart_with_flink(tmp_path: Path) -> None:
     consumer reconnecting after the broker returned) can exceed 5 s while the broker's append gap does not, and a
     resumed partition's backlog is then read after the others' by an amount no input read-back can see — a
     fresh-clone suite run judged Flink wrong so (21 pairs missing, 5 too low in the outage's window, 2,060
-    events dropped where 5,890 were allowed). That case is the judge's stated limit (README, "Correctness"), not
+    events dropped where 5,890 were allowed). That case is the judge's stated limit (docs/methodology.md, "Correctness"), not
     something this test may pass or fail by chance."""
     run_dir = run(tmp_path, [{"engine": "flink", "settings": {"checkpoint_interval": "2s", "idle_timeout": "60s"}}],
                   [BROKER])

@@ -1,5 +1,6 @@
-"""README's "Adding an engine" example, as printed, is a working plug-in: the block is written to a package of its
-own, named in a scenario by ``module:Class`` and run through the real broker, generator, collector and judge."""
+"""The "Adding an engine" example of docs/engines.md (linked from README), as printed, is a working plug-in: the
+block is written to a package of its own, named in a scenario by ``module:Class`` and run through the real broker,
+generator, collector and judge."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from harness.scenario import parse_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "engines.md"
 
 
 def readme_engine_source() -> str:
-    section = README.read_text().split("### Adding an engine", 1)[1]
+    section = README.read_text().split("## Adding an engine", 1)[1]
     match = re.search(r"```python\n(# mypkg/engines\.py.*?)```", section, re.S)
     assert match, "README's Adding an engine section has no mypkg/engines.py block"
     return match.group(1)

@@ -37,7 +37,7 @@ def test_validate_reports_every_error_one_line_per_field_without_traceback(tmp_p
     assert done.stdout == ""
     assert done.stderr.splitlines() == [
         f"{bad}: load.rate: must be > 0 (got -5)",
-        f"{bad}: foo: unknown field (check the spelling; see `bench validate --help` for the format)",
+        f"{bad}: foo: unknown field (check the spelling; docs/scenarios.md describes the format)",
         "2 error(s); nothing was started.",
     ]
     assert "Traceback" not in done.stderr

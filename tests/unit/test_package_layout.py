@@ -123,7 +123,7 @@ LAYERS = [
     ["harness.workload", "harness.histograms", "harness.units", "harness.errors", "harness.versions", "harness"],
 ]
 """The packages from the top down: a module may import its own package and anything below it, never above.
-README's package map lists them in this order."""
+docs/development.md's package map lists them in this order."""
 
 
 def layer_of(module: str) -> int:

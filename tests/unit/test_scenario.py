@@ -65,7 +65,7 @@ def errors_of(data: Any) -> list[str]:
 BAD_CASES = [
     ({"load.rate": -5}, "s.yaml: load.rate: must be > 0 (got -5)"),
     ({"load.rate": "fast"}, "s.yaml: load.rate: must be a number such as 500, 20k or 1.5M (got 'fast')"),
-    ({"duraton": "10m"}, "s.yaml: duraton: unknown field (check the spelling; see `bench validate --help` for the format)"),
+    ({"duraton": "10m"}, "s.yaml: duraton: unknown field (check the spelling; docs/scenarios.md describes the format)"),
     ({"duration": 60}, "s.yaml: duration: must be a duration with a unit such as 500ms, 10s, 2m or 1h (got 60)"),
     ({"name": DELETE}, "s.yaml: name: required field is missing"),
     ({"warmup": "2m"}, "s.yaml: warmup: must be shorter than duration (1m) (got 2m)"),
@@ -105,7 +105,7 @@ BAD_CASES = [
     ({"engines": [{"engine": FAKE, "settings": {"mode": "medium"}}]},
      "s.yaml: engines.0.settings.mode: must be one of 'fast' or 'slow' (got 'medium')"),
     ({"engines": [{"engine": FAKE, "settings": {"mdoe": "fast"}}]},
-     "s.yaml: engines.0.settings.mdoe: unknown field (check the spelling; see `bench validate --help` for the format)"),
+     "s.yaml: engines.0.settings.mdoe: unknown field (check the spelling; docs/scenarios.md describes the format)"),
     ({"engines": ["tests.unit.fake_engine:NotAnEngine"]},
      "s.yaml: engines.0.engine: tests.unit.fake_engine:NotAnEngine is not a subclass of harness.engines.base.Engine"),
     ({"engines": [FAKE, FAKE]}, "s.yaml: engines.1: engine 'FakeEngine' is listed twice; give one a distinct label"),
@@ -185,7 +185,7 @@ BAD_CASES = [
     ({"capacity": {"trial": {"duration": "40s", "warmup": "10s"}}},
      "s.yaml: capacity.trial.duration: measures 2 window(s), at least 3 are needed (a window counts when it ends after capacity.trial.warmup and at least window.watermark_delay before the load ends); make capacity.trial.duration longer than 42s, or shorten capacity.trial.warmup or window.size (got 40s)"),
     ({"capacity": {"trail": {"duration": "1m"}}},
-     "s.yaml: capacity.trail: unknown field (check the spelling; see `bench validate --help` for the format)"),
+     "s.yaml: capacity.trail: unknown field (check the spelling; docs/scenarios.md describes the format)"),
     # faults
     ({"faults": [{"at": "5s", "kind": "kill-engine"}]},
      "s.yaml: faults.0.at: must fall in the measured period, at or after warmup (10s) (got 5s)"),
@@ -214,7 +214,7 @@ def test_every_error_is_reported_not_just_the_first() -> None:
     assert lines == [
         "s.yaml: load.rate: must be > 0 (got 0)",
         "s.yaml: kafka.partitions: must be >= 1 (got 0)",
-        "s.yaml: typo: unknown field (check the spelling; see `bench validate --help` for the format)",
+        "s.yaml: typo: unknown field (check the spelling; docs/scenarios.md describes the format)",
     ]
 
 
@@ -472,12 +472,12 @@ def test_kill_engine_is_refused_for_an_engine_on_a_cluster() -> None:
     ]
 
 
-def test_the_readme_scenario_example_is_valid() -> None:
-    readme = (SCENARIOS.parent / "README.md").read_text()
-    section = readme[readme.index("## Scenario format"):]
+def test_the_documented_scenario_example_is_valid() -> None:
+    readme = (SCENARIOS.parent / "docs" / "scenarios.md").read_text()
+    section = readme[readme.index("# Scenario format"):]
     start = section.index("```yaml") + len("```yaml")
     example = yaml.safe_load(section[start:section.index("```", start)])
     example["description"] = "the README's example"
-    scenario = parse_scenario(example, source="README.md", check_engines=False)  # mypkg.engines is an example
+    scenario = parse_scenario(example, source="docs/scenarios.md", check_engines=False)  # mypkg.engines is an example
     assert scenario.capacity is not None and scenario.capacity.slo == parse_slo("p99<=10s")
     assert [fault.kind for fault in scenario.faults] == ["kill-engine"]
