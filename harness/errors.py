@@ -24,7 +24,9 @@ class ScenarioError(HarnessError):
 
 
 class SetupError(HarnessError):
-    """A required tool (java, mvn) or artifact is missing."""
+    """A required tool (java, mvn) or artifact is missing: the machine's to fix, found before anything starts."""
+
+    exit_code = 2
 
 
 class ServiceError(HarnessError):

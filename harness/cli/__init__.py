@@ -69,7 +69,8 @@ def run(scenario_file: Path, engine_names: str | None, repetitions: int | None, 
 
     The scenario (with any overrides) is validated before anything starts. Results go to
     OUT/<UTC timestamp>-<scenario>/; nothing existing is overwritten. Exit code 0 when every engine ran, 1 when
-    any engine failed, 130 when interrupted.
+    any engine failed, 2 on a bad scenario or option or a missing tool (Java, the JVM jars) found before anything
+    starts, 130 when interrupted.
     """
     from harness.report.document import write_report
     from harness.run.runner import run_scenario
@@ -124,7 +125,8 @@ def capacity(scenario_file: Path, engine_names: str | None, start: float | None,
     OUT/<UTC timestamp>-capacity-<scenario>/: capacity.json, capacity.md, capacity.png and trials/<engine>-<rate>/
     (each a normal run directory; -s2, -s3 … for the further searches of --repetitions; with stepped trials
     trials/<engine>-steps<n>-<first rate>-<last rate>/, one per run). `bench report` renders the
-    directory, `bench compare` compares two. Exit code 0 when every search ended, 130 when interrupted.
+    directory, `bench compare` compares two. Exit code 0 when every search ended, 2 on a bad scenario or option or
+    a missing tool (Java, the JVM jars) found before anything starts, 130 when interrupted.
     """
     from harness.capacity.runner import run_capacity, with_capacity_overrides
     from harness.report.capacity import write_capacity_files

@@ -65,8 +65,11 @@ def run_scenario(
     Checks that the JVM artifacts are in place before anything starts. Returns the run directory and how the
     run ended; raises only for problems before the first engine starts (e.g. the broker would not start).
     """
-    jvm.classpath("kafka") if scenario.kafka.mode == "embedded" else None  # SetupError names `bench setup`
     engine_classes = {entry.name: resolve_engine(entry.engine) for entry in scenario.engines}
+    # SetupError (exit 2) before a run directory exists: Java for the broker and JVM engines, then the jars
+    if scenario.kafka.mode == "embedded" or any(getattr(c, "needs_java", False) for c in engine_classes.values()):
+        jvm.java_home()
+    jvm.classpath("kafka") if scenario.kafka.mode == "embedded" else None  # SetupError names `bench setup`
     settings = {entry.name: engine_classes[entry.name].Settings.model_validate(entry.settings)
                 for entry in scenario.engines}
     display = display or ProgressDisplay()

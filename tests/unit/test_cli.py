@@ -195,3 +195,22 @@ def test_bench_run_hands_a_scenarios_faults_to_every_engine_run(tmp_path: Path, 
     assert done.exit_code == 0, done.output
     assert "fault injection is not available" not in done.output
     assert seen == [("calibration", [("kill-engine", 20_000, 3_000)]), ("again", [("kill-engine", 20_000, 3_000)])]
+
+
+def test_without_java_run_says_so_in_one_line_exit_2_before_a_run_directory_exists(tmp_path: Path) -> None:
+    """The embedded broker and the JVM engines need Java: without it nothing starts, no directory is written (it
+    once wrote a run directory and ran the oracle before failing with exit 1)."""
+    import os
+
+    bin_dir = tmp_path / "bin"  # a PATH with Python but no java
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    env = {**{k: v for k, v in os.environ.items() if k != "JAVA_HOME"}, "PATH": str(bin_dir),
+           "PYTHONPATH": str(ROOT)}
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", "scenarios/smoke.yaml", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() == ("error: java not found: install Java 17+ (Debian: apt-get install "
+                                   "openjdk-17-jre-headless) or set JAVA_HOME")
+    assert not out.exists()
