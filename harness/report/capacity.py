@@ -244,13 +244,16 @@ def plot_capacity(data: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from harness.report.charts import engine_colours, stamp_text
+
     fig, (lat_ax, rate_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     top = 0.0
-    for index, (engine, found) in enumerate(data["engines"].items()):
+    colours = engine_colours(list(data["engines"]))
+    for engine, found in data["engines"].items():
         for number, search in enumerate(found["searches"], 1):
             trials = sorted(search["trials"], key=lambda t: t["rate"])
             top = max([top, *(t["rate"] for t in trials)])
-            _plot_search(lat_ax, rate_ax, trials, f"C{index}", engine if number == 1 else None)
+            _plot_search(lat_ax, rate_ax, trials, colours[engine], engine if number == 1 else None)
     rate_ax.plot([0, top], [0, top], ":", color="grey", label="processed = offered")
     lat_ax.set(xlabel="offered rate (events/s)", ylabel="result latency (s)", title="Latency vs offered rate")
     rate_ax.set(xlabel="offered rate (events/s)", ylabel="processed rate (events/s)",
@@ -259,7 +262,11 @@ def plot_capacity(data: dict[str, Any], path: Path) -> Path:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    fig.tight_layout()
+    stamp = path.parent.name.split("-", 1)[0]
+    when = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}" if stamp[:8].isdigit() else "date unknown"
+    fig.text(0.005, 0.003, stamp_text(f"capacity {path.parent.name}", str(data.get("scenario", {}).get("name", "?")),
+                                      data.get("fingerprint", {}), when), fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     try:
         return save_figure(fig, path, dpi=110)
     finally:

@@ -33,8 +33,9 @@ class Line:
     """Legend text; never empty (every drawn line is named)."""
     x: Sequence[float] | np.ndarray
     y: Sequence[float] | np.ndarray
-    yerr: Sequence[float] | np.ndarray | None = None
-    """Symmetric error bars (e.g. a 95 % CI half-width), or None."""
+    yerr: Sequence[float] | Sequence[Sequence[float]] | np.ndarray | None = None
+    """Error bars: symmetric (one value per point, e.g. a 95 % CI half-width) or [below, above] (two rows), or
+    None."""
     style: Mapping[str, Any] = field(default_factory=dict)
     """matplotlib line properties: color, linestyle, marker, drawstyle, linewidth, alpha."""
 
@@ -43,7 +44,7 @@ class Line:
         x = np.asarray(self.x, dtype=np.float64)
         y = np.asarray(self.y, dtype=np.float64)
         keep = np.isfinite(x) & np.isfinite(y)
-        err = None if self.yerr is None else np.nan_to_num(np.asarray(self.yerr, dtype=np.float64))[keep]
+        err = None if self.yerr is None else np.nan_to_num(np.asarray(self.yerr, dtype=np.float64))[..., keep]
         return x[keep], y[keep], err
 
 
@@ -95,6 +96,40 @@ class Chart:
     sharex: bool = False
     panel_size: tuple[float, float] = (8.0, 4.0)
     """Width, height of one panel in inches."""
+    stamp: str = ""
+    """Where the figure comes from (run or directory, scenario, machine, date), printed along its bottom so a
+    plot taken out of its report still says what it shows."""
+
+
+ENGINE_COLOURS: dict[str, str] = {
+    "spark": "#1f77b4", "flink": "#ff7f0e", "calibration": "#2ca02c", "kafka-streams": "#d62728",
+    "flink-python": "#9467bd",
+}
+"""One colour per engine in every plot (matplotlib's tab10): the built-in engines' own."""
+_OTHER_COLOURS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31",
+                  "#843c39", "#7b4173")
+
+
+def engine_colours(labels: Sequence[str]) -> dict[str, str]:
+    """A colour per label: a built-in engine's own; any other label a colour chosen from its name (the same in
+    every plot), the next free one where two labels of this plot would share it."""
+    import zlib
+
+    out: dict[str, str] = {}
+    for label in labels:
+        if label in ENGINE_COLOURS and ENGINE_COLOURS[label] not in out.values():
+            out[label] = ENGINE_COLOURS[label]
+            continue
+        start = zlib.crc32(label.encode()) % len(_OTHER_COLOURS)
+        free = [c for c in _OTHER_COLOURS[start:] + _OTHER_COLOURS[:start] if c not in out.values()]
+        out[label] = free[0] if free else _OTHER_COLOURS[start]
+    return out
+
+
+def stamp_text(name: str, scenario: str, fingerprint: Mapping[str, Any], when: str) -> str:
+    """``run <name> · scenario <s> · <CPU>, <n> CPUs · <date>`` for :attr:`Chart.stamp`."""
+    machine = f"{fingerprint.get('cpu_model', 'unknown CPU')}, {fingerprint.get('cpu_logical', '?')} CPUs"
+    return f"{name} · scenario {scenario} · {machine} · {when}"
 
 
 def draw(chart: Chart, *, empty: bool = False) -> Any | None:
@@ -114,7 +149,11 @@ def draw(chart: Chart, *, empty: bool = False) -> Any | None:
         ax.set_visible(False)
     if chart.title:
         fig.suptitle(chart.title)
-    fig.tight_layout()
+    if chart.stamp:
+        fig.text(0.005, 0.003, chart.stamp, fontsize=7, color="grey", ha="left", va="bottom")
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+    else:
+        fig.tight_layout()
     return fig
 
 

@@ -142,7 +142,11 @@ def plot_history(points: Sequence[HistoryPoint], path: Path) -> Path:
     changed = tuple(xi - 0.5 for xi, p in zip(x, points) if "changed" in p.note)
     ticks = {float(xi): _when(p) for xi, p in zip(x, points)}
     panels = [_history_panel(points, FIGURE_BY_KEY[key], x, ticks, changed) for key in HISTORY_FIGURES]
-    chart = charts.Chart(panels, columns=2, sharex=True, panel_size=(5.5, 3.5),
+    machines = sorted({f"{p.run.fingerprint.get('cpu_model', '?')}, {p.run.fingerprint.get('cpu_logical', '?')} CPUs"
+                       for p in points})
+    stamp = (f"{len(points)} runs, {_when(points[0]) if points else '?'} to {_when(points[-1]) if points else '?'}"
+             f" · {'; '.join(machines)} · whiskers: 95 % CI, cut at 0")
+    chart = charts.Chart(panels, columns=2, sharex=True, panel_size=(5.5, 3.5), stamp=stamp,
                          title="Benchmark history (oldest left; dashed: settings or environment changed)")
     charts.save(chart, path, empty=True)  # with no value at all, its panels say "no data"
     return path
@@ -151,12 +155,15 @@ def plot_history(points: Sequence[HistoryPoint], path: Path) -> Path:
 def _history_panel(points: Sequence[HistoryPoint], figure: Figure, x: list[int], ticks: dict[float, str],
                    changed: tuple[float, ...]) -> charts.Panel:
     lines = []
+    colours = charts.engine_colours(engines_of(points))
     for engine in engines_of(points):
         est = [p.figures.get(engine, {}).get(figure.key) for p in points]
         xs = [xi for xi, e in zip(x, est) if e is not None]
         means = [e.mean for e in est if e is not None]
-        errors = [e.half_width or 0.0 for e in est if e is not None]
-        lines.append(charts.Line(engine, xs, means, yerr=errors, style={"marker": "o"}))
+        # the interval's lower whisker stops at 0: no figure here (latency, rate, CPU) can be negative
+        low = [min(e.half_width or 0.0, max(e.mean, 0.0)) for e in est if e is not None]
+        high = [e.half_width or 0.0 for e in est if e is not None]
+        lines.append(charts.Line(engine, xs, means, yerr=[low, high], style={"marker": "o", "color": colours[engine]}))
     return charts.Panel(lines, title=f"{figure.label} ({figure.better} is better)", ylabel=figure.unit,
                         xticks=ticks, vlines=changed)
 

@@ -44,6 +44,18 @@ def plot_charts(run: RunData) -> dict[str, charts.Chart]:
     """The report's plots as chart descriptions (name → chart; see :data:`PLOT_FILES`), from the stored files."""
     if not run.engines:
         return {}
+    stamp = run_stamp(run)
+    return {name: dataclasses.replace(chart, stamp=stamp) for name, chart in _charts(run).items()}
+
+
+def run_stamp(run: RunData) -> str:
+    """What every plot of ``run`` is stamped with: the run, its scenario, the machine, the date."""
+    stamp = run.path.name.split("-", 1)[0]
+    when = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}" if len(stamp) >= 8 and stamp[:8].isdigit() else "date unknown"
+    return charts.stamp_text(f"run {run.path.name}", str(run.scenario.get("name", "?")), run.fingerprint, when)
+
+
+def _charts(run: RunData) -> dict[str, charts.Chart]:
     return {
         "latency_cdf": _latency_cdf_chart(run),
         "latency_time": _latency_time_chart(run),
@@ -56,11 +68,12 @@ def _first_reps(run: RunData) -> list[tuple[str, str, LoadedRepetition]]:
     """(colour, label, repetition) of each engine's first repetition that ran to the end, one colour per engine:
     plots over time show one repetition per engine (several would make them unreadable)."""
     out = []
-    for i, (name, reps) in enumerate(run.engines.items()):
+    colours = charts.engine_colours(list(run.engines))
+    for name, reps in run.engines.items():
         ok = ok_reps(reps)
         if ok:
             label = name if len(reps) == 1 else f"{name} rep {ok[0].summary.repetition}"
-            out.append((f"C{i}", label, ok[0]))
+            out.append((colours[name], label, ok[0]))
     return out
 
 
@@ -68,7 +81,8 @@ def _latency_cdf_chart(run: RunData) -> charts.Chart:
     """Left: the CDF of result latency per engine (all repetitions merged); right: the tail, the fraction of pairs
     at or above each latency on a log axis, so p99 … p99.9 get as much room as the body."""
     body, tail = [], []
-    for i, (name, reps) in enumerate(run.engines.items()):
+    colours = charts.engine_colours(list(run.engines))
+    for name, reps in run.engines.items():
         merged = None
         for r in ok_reps(reps):
             if merged is None:
@@ -80,10 +94,10 @@ def _latency_cdf_chart(run: RunData) -> charts.Chart:
         values, counts = zip(*((it.value_iterated_to, it.count_at_value_iterated_to)
                                for it in merged.get_recorded_iterator()))
         below = np.cumsum(counts) / merged.get_total_count()
-        style = {"color": f"C{i}", "drawstyle": "steps-post"}
+        style = {"color": colours[name], "drawstyle": "steps-post"}
         body.append(charts.Line(name, values, below, style=style))
         at_or_above = 1.0 - np.concatenate([[0.0], below[:-1]])
-        tail.append(charts.Line(name, values, at_or_above, style={"color": f"C{i}", "marker": ".", "markersize": 3}))
+        tail.append(charts.Line(name, values, at_or_above, style={"color": colours[name], "marker": ".", "markersize": 3}))
     return charts.Chart([
         charts.Panel(body, title="all measured pairs", xlabel="result latency (ms)", ylabel="fraction of pairs"),
         charts.Panel(tail, title="tail (log scale)", xlabel="result latency (ms)",
@@ -96,15 +110,16 @@ def _latency_time_chart(run: RunData) -> charts.Chart:
     """p50 and p99 of result latency per measured window, over the window's (window, user) pairs of all repetitions
     that ran to the end, at the window's end relative to the load's start."""
     lines = []
-    for i, (name, reps) in enumerate(run.engines.items()):
+    colours = charts.engine_colours(list(run.engines))
+    for name, reps in run.engines.items():
         by_window = _latency_by_window(ok_reps(reps))
         if by_window is None:
             continue
         label = name if len(ok_reps(reps)) <= 1 else f"{name} ({len(ok_reps(reps))} reps pooled)"
         x = by_window.index.to_numpy()
-        lines.append(charts.Line(f"{label} p50", x, by_window[0.5], style={"color": f"C{i}", "marker": "o"}))
+        lines.append(charts.Line(f"{label} p50", x, by_window[0.5], style={"color": colours[name], "marker": "o"}))
         lines.append(charts.Line(f"{label} p99", x, by_window[0.99],
-                                 style={"color": f"C{i}", "marker": "^", "linestyle": "--"}))
+                                 style={"color": colours[name], "marker": "^", "linestyle": "--"}))
     spans = _fault_spans(run)
     title = "per measured window: p50 and p99 over its (window, user) pairs" + (FAULT_SPAN_NOTE if spans else "")
     return charts.Chart([charts.Panel(lines, xlabel="window end (seconds since the load started)",
@@ -120,6 +135,7 @@ def _fault_spans(run: RunData) -> list[charts.Span]:
     from the fault to its recovery (:mod:`harness.analysis.fault_figures`; open to the plot's edge when latency never recovered),
     in seconds since that repetition's load started."""
     spans = []
+    colours = charts.engine_colours(list(run.engines))
     for i, name in enumerate(run.engines):
         ok = ok_reps(run.engines[name])
         if not ok:
@@ -130,7 +146,7 @@ def _fault_spans(run: RunData) -> list[charts.Span]:
                 continue
             at = (fault["injected_at_ms"] - summary.timeline.load_start_ms) / 1000
             recovery = fault.get("recovery_ms")
-            spans.append(charts.Span(at, None if recovery is None else at + recovery / 1000, color=f"C{i}", lane=i))
+            spans.append(charts.Span(at, None if recovery is None else at + recovery / 1000, color=colours[name], lane=i))
     return spans
 
 

@@ -48,3 +48,37 @@ def test_a_run_report_opens_with_the_table_of_its_engines() -> None:
     text = render_report(load_run(RESULTS / "20261125T165952Z-high_rate"))
     assert text.index("## At a glance") < text.index("## Warnings")
     assert "| **spark** | 3.92 s / 4.59 s at 60,000/s |" in text
+
+
+def test_every_plot_gives_an_engine_its_own_colour_and_says_where_it_comes_from() -> None:
+    from harness.report.charts import ENGINE_COLOURS, engine_colours
+    from harness.report.plots import plot_charts
+
+    run = load_run(RESULTS / "20261125T165952Z-high_rate")
+    charts = plot_charts(run)
+    stamp = "run 20261125T165952Z-high_rate · scenario high_rate · AMD EPYC, 2 CPUs · 2026-11-25"
+    assert {chart.stamp for chart in charts.values()} == {stamp}
+    styles = {line.label: line.style["color"] for line in charts["latency_cdf"].panels[0].lines}
+    assert styles == {"spark": ENGINE_COLOURS["spark"], "flink": ENGINE_COLOURS["flink"]}
+    # the same in the capacity plot's order (flink first there) and for labels of plug-in engines
+    assert engine_colours(["flink", "spark"]) == {"flink": ENGINE_COLOURS["flink"], "spark": ENGINE_COLOURS["spark"]}
+    others = engine_colours(["capped", "liar", "spark"])
+    assert others["spark"] == ENGINE_COLOURS["spark"] and len(set(others.values())) == 3
+    assert engine_colours(["liar"])["liar"] == engine_colours(["spark", "liar"])["liar"]  # chosen by its name
+
+
+def test_history_whiskers_stop_at_zero() -> None:
+    from harness.analysis.stats import Estimate
+    from harness.report import history
+
+    class Point:  # the two fields _history_panel reads
+        def __init__(self, estimate: Estimate) -> None:
+            self.figures = {"spark": {"result_p50": estimate}}
+            self.note = ""
+
+    points = [Point(Estimate(mean=100.0, half_width=300.0, n=3, stdev=120.0)),
+              Point(Estimate(mean=200.0, half_width=50.0, n=3, stdev=20.0))]
+    panel = history._history_panel(points, history.FIGURE_BY_KEY["result_p50"], [0, 1], {0.0: "a", 1.0: "b"}, ())
+    [line] = panel.lines
+    below, above = line.yerr
+    assert list(below) == [100.0, 50.0] and list(above) == [300.0, 50.0]

@@ -12,6 +12,7 @@ import numpy as np
 from harness.report import charts
 from harness.report.document import render_report, write_report
 from harness.report.fairness import fairness_differences
+from harness.report.charts import ENGINE_COLOURS, engine_colours
 from harness.report.plots import PLOT_FILES, _fault_spans, plot_charts, write_plots
 from harness.results import create_run_dir, load_run, write_repetition, write_run_info, write_run_status
 from tests.unit.test_results import FINGERPRINT, make_result, make_scenario
@@ -191,8 +192,12 @@ def test_faults_section_puts_each_faults_figures_beside_the_claimed_guarantee(tm
 
     run = load_run(run_dir)
     at = [(1_000_000 - run.engines[e][0].summary.timeline.load_start_ms) / 1000 for e in cases]
+    colours = engine_colours(list(run.engines))  # each engine's own colour, the same in every plot
+    names = list(cases)
     assert [(s.start, s.end, s.color, s.lane) for s in _fault_spans(run)] == [
-        (at[0], at[0] + 31.25, "C0", 0), (at[1], None, "C1", 1), (at[2], None, "C2", 2)]  # not recovered: open
+        (at[0], at[0] + 31.25, colours[names[0]], 0), (at[1], None, colours[names[1]], 1),
+        (at[2], None, colours[names[2]], 2)]  # not recovered: open
+    assert colours["spark"] == ENGINE_COLOURS["spark"] and colours["flink"] == ENGINE_COLOURS["flink"]
 
 
 def test_fault_spans_are_drawn_shaded_without_a_legend_entry() -> None:
