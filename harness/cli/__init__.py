@@ -9,6 +9,7 @@ import click
 import yaml
 
 from harness import __version__
+from harness.cli.help_texts import COMPARE_EXIT_CODES
 from harness.cli.params import DURATION, PERCENT, RATE, SLO, THRESHOLD_PCT
 from harness.errors import HarnessError, ScenarioError
 
@@ -185,35 +186,7 @@ def report(run_dirs: tuple[Path, ...], to: Path | None, preface: Path | None, fo
     click.echo(write_combined_report(list(run_dirs), to, preface=preface))
 
 
-@cli.command(epilog="""\b
-Exit codes with --fail-on-regression (first that applies, in this order):
-  2  usage error: bad arguments, or a directory that is not a readable run
-  1  a regression, or the runs are not comparable: an engine of the baseline
-     missing in CANDIDATE, CANDIDATE's run status not complete, a CANDIDATE
-     repetition failed, interrupted, invalid or missing, different settings
-     (duration, warmup, load, window, kafka, parallelism, engine + settings),
-     or a different environment (CPU model, cores, versions) without
-     --allow-env-change
-  4  no baseline left (--skip-incomparable-baselines left out every one)
-  3  cannot judge: an engine has no usable baseline repetition, or a
-     compared figure has < 2 usable repetitions on a side
-  0  no regression
-Without --fail-on-regression: 0 (report only), or 2.
-PCT is a finite number > 0 (nan, inf, 0 and negatives are refused, exit 2).
-
-\b
-Two capacity directories (bench capacity; A B, one baseline): per engine
-the capacity A vs B, the change, and whether their ranges (the bracket; the
-95 % CI with --repetitions) overlap: overlapping = no detectable change.
-  2  usage error, or a capacity directory mixed with a run directory
-  1  B's capacity lower by more than PCT and the ranges apart; or not
-     comparable: an engine of A without capacity in B, B interrupted,
-     other workload/trial/SLO settings, other environment (without
-     --allow-env-change)
-  3  cannot judge: A found no capacity for an engine, or B's search ended
-     below A's capacity without the engine failing (load path, max, an
-     unjudged trial: whether the engine holds A's rate is unknown)
-  0  no regression""")
+@cli.command(epilog=COMPARE_EXIT_CODES)
 @click.argument("baselines", metavar="BASELINE...", nargs=-1, required=True,
                 type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.argument("candidate", type=click.Path(file_okay=False, exists=True, path_type=Path))
@@ -246,6 +219,29 @@ def compare(baselines: tuple[Path, ...], candidate: Path, pct: float | None, all
                               skip_incomparable=skip_incomparable)
     click.echo(render(comparison), nl=False)
     sys.exit(comparison.exit_code)
+
+
+@cli.command()
+@click.argument("dirs", metavar="DIR...", nargs=-1, required=True,
+                type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--to", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The file to write: FILE.csv or FILE.parquet.")
+@click.option("--force", is_flag=True, help="Replace the --to file if it exists.")
+def export(dirs: tuple[Path, ...], to: Path, force: bool) -> None:
+    """Tidy data of run and capacity directories DIR...: one row per run x engine x repetition (a capacity
+    directory: its trials), with the run id, scenario, date, commit, machine, verdicts and every figure.
+    Exit code 0, or 2 on a directory that is not a readable run or an existing --to without --force.
+
+    Example: `bench export results/2026* --to runs.csv`, then `pandas.read_csv("runs.csv")`.
+    """
+    from harness.report.export import write_export
+    from harness.report.output import check_target
+
+    if to.suffix.lower() not in (".csv", ".parquet"):
+        raise click.BadParameter(f"{to}: export writes .csv or .parquet; name the file with one of these suffixes",
+                                 param_hint="--to")
+    check_target(to, replace=force, option="--to")
+    click.echo(write_export(list(dirs), to))
 
 
 @cli.command()
