@@ -193,12 +193,14 @@ def report(run_dirs: tuple[Path, ...], to: Path | None, preface: Path | None, fo
 @click.option("--fail-on-regression", "pct", metavar="PCT", type=THRESHOLD_PCT, default=None,
               help="Gate: exit non-zero when a figure of CANDIDATE is worse than the baseline's by more than PCT "
                    "percent and significantly (Welch t-test, 95 %), or the runs are not comparable (exit codes below).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text", show_default=True,
+              help="text for terminals and logs, json for programs, md for a CI job summary (run directories).")
 @click.option("--allow-env-change", is_flag=True,
               help="Compare runs whose CPU model, cores or versions differ (listed as notes instead of failing).")
 @click.option("--skip-incomparable-baselines", "skip_incomparable", is_flag=True,
               help="Leave out baseline runs whose settings or environment differ from CANDIDATE's instead of "
                    "failing (rolling baselines in CI); exit 4 when none is left.")
-def compare(baselines: tuple[Path, ...], candidate: Path, pct: float | None, allow_env_change: bool,
+def compare(baselines: tuple[Path, ...], candidate: Path, pct: float | None, fmt: str, allow_env_change: bool,
             skip_incomparable: bool) -> None:
     """Compare CANDIDATE with the BASELINE run(s): each engine's figures side by side, the change, the smallest
     change detectable with these repetitions, and a verdict. Several BASELINE runs are pooled into one sample.
@@ -206,18 +208,18 @@ def compare(baselines: tuple[Path, ...], candidate: Path, pct: float | None, all
 
     Example: `bench compare results/A results/B --fail-on-regression 10`.
     """
-    from harness.report.capacity_compare import capacity_kind, compare_capacity, render_capacity_comparison
+    from harness.report import capacity_compare, compare_text
     from harness.report.compare import compare as compare_runs
-    from harness.report.compare_text import render
 
-    if capacity_kind([*baselines, candidate]):
-        capacities = compare_capacity(list(baselines), candidate, pct, allow_env_change=allow_env_change,
-                                      skip_incomparable=skip_incomparable)
-        click.echo(render_capacity_comparison(capacities), nl=False)
+    if capacity_compare.capacity_kind([*baselines, candidate]):
+        capacities = capacity_compare.compare_capacity(list(baselines), candidate, pct,
+                                                       allow_env_change=allow_env_change,
+                                                       skip_incomparable=skip_incomparable)
+        click.echo(capacity_compare.RENDERERS[fmt](capacities), nl=False)
         sys.exit(capacities.exit_code)
     comparison = compare_runs(list(baselines), candidate, pct, allow_env_change=allow_env_change,
                               skip_incomparable=skip_incomparable)
-    click.echo(render(comparison), nl=False)
+    click.echo(compare_text.RENDERERS[fmt](comparison), nl=False)
     sys.exit(comparison.exit_code)
 
 

@@ -255,3 +255,29 @@ def _range(entry: dict[str, Any] | None) -> str:
         return "–"
     low, high = entry["interval"]
     return f"{low:,.0f}–{'open' if high is None else f'{high:,.0f}'}"
+
+
+def render_capacity_json(c: CapacityComparison) -> str:
+    """The comparison as JSON: each engine's capacities, ranges, change and verdict, and the gate's decision."""
+    import json
+
+    def side(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if entry is None else {"capacity": entry["capacity"], "range": entry["interval"],
+                                           "searches": len(entry["searches"])}
+
+    data = {"baseline": str(c.a_path), "candidate": str(c.b_path), "threshold_pct": c.pct, "gate": c.gate,
+            "exit_code": c.exit_code, "gate_line": _gate_line(c),
+            "changes": [{"engine": ch.engine, "a": side(ch.a), "b": side(ch.b), "change_pct": ch.change_pct,
+                         "overlap": ch.overlap, "verdict": ch.verdict, "reason": ch.reason or None}
+                        for ch in c.changes],
+            "regressions": c.regressions, "problems": c.problems, "notes": c.notes}
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+def render_capacity_markdown(c: CapacityComparison) -> str:
+    """The comparison for a CI job summary: the gate's line first, then the text in a block."""
+    return f"**{_gate_line(c)}**\n\n```text\n{render_capacity_comparison(c)}```\n"
+
+
+RENDERERS = {"text": render_capacity_comparison, "md": render_capacity_markdown, "json": render_capacity_json}
+"""``bench compare --format`` → the renderer of a capacity comparison."""

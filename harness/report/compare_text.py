@@ -8,11 +8,11 @@ from harness.report.compare import EXIT_CANNOT_JUDGE, EXIT_FAIL, EXIT_NO_BASELIN
 from harness.report.figures import fmt_estimate
 
 
-def render(c: Comparison) -> str:
-    """The comparison as text for the terminal and CI logs."""
-    lines = _header(c)
-    header = ("engine", "figure", "A (n)", "B (n)", "change", "detectable", "verdict")
-    rows = [
+HEADER = ("engine", "figure", "A (n)", "B (n)", "change", "detectable", "verdict")
+
+
+def _rows(c: Comparison) -> list[tuple[str, ...]]:
+    return [
         (
             ch.engine,
             f"{ch.figure.label} ({ch.figure.unit})",
@@ -24,17 +24,59 @@ def render(c: Comparison) -> str:
         )
         for ch in c.changes
     ]
-    if rows:
-        widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
-        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
-        lines.extend("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in rows)
-        lines.append("")
-    lines += [f"note: {n}" for n in c.notes + _insensitive(c)]
+
+
+def _verdict_lines(c: Comparison) -> list[str]:
+    lines = [f"note: {n}" for n in c.notes + _insensitive(c)]
     lines += [f"NOT COMPARABLE: {p}" for p in c.problems]
     lines += [f"REGRESSION: {r}" for r in c.regressions]
     lines += _unjudged(c)
     lines.append(_gate_line(c))
+    return lines
+
+
+def render(c: Comparison) -> str:
+    """The comparison as text for the terminal and CI logs."""
+    lines = _header(c)
+    rows = _rows(c)
+    if rows:
+        widths = [max(len(str(x)) for x in column) for column in zip(HEADER, *rows)]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(HEADER, widths)).rstrip())
+        lines.extend("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in rows)
+        lines.append("")
+    lines += _verdict_lines(c)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_markdown(c: Comparison) -> str:
+    """The comparison as markdown (a CI job summary): the gate's line first, then the table and the lines."""
+    from harness.report.markdown import table
+
+    lines = [f"**{_gate_line(c)}**", "", *_header(c)]
+    if c.changes:
+        lines += [*table(HEADER, _rows(c)), ""]
+    lines += [f"- {line}" for line in _verdict_lines(c)[:-1]]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_json(c: Comparison) -> str:
+    """The comparison as JSON: every figure's change with its estimates, and the gate's decision."""
+    import json
+
+    def est(e: Estimate | None) -> dict[str, float | int | None] | None:
+        return None if e is None else {"mean": e.mean, "half_width": e.half_width, "n": e.n}
+
+    data = {
+        "baselines": [str(a.path) for a in c.baselines], "candidate": str(c.candidate.path),
+        "skipped_baselines": [{"run": str(a.path), "why": why} for a, why in c.skipped],
+        "threshold_pct": c.pct, "gate": c.gate, "exit_code": c.exit_code, "gate_line": _gate_line(c),
+        "changes": [{"engine": ch.engine, "figure": ch.figure.key, "unit": ch.figure.unit, "a": est(ch.a),
+                     "b": est(ch.b), "change_pct": ch.change_pct, "worse_pct": ch.worse_pct,
+                     "detectable_pct": ch.detectable_pct, "verdict": ch.verdict} for ch in c.changes],
+        "regressions": c.regressions, "problems": c.problems, "notes": c.notes + _insensitive(c),
+        "cannot_judge": _unjudged(c),
+    }
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
 
 
 def _unjudged(c: Comparison) -> list[str]:
@@ -90,3 +132,7 @@ def _gate_line(c: Comparison) -> str:
                     f"{', '.join(c.no_baseline)}")
         return f"gate: CANNOT JUDGE (exit {code}): {len(c.unjudged)} figure(s) lack 2 usable repetitions on a side"
     return f"gate: pass (exit 0): no regression beyond {c.pct:g} % that is significant at 95 %"
+
+
+RENDERERS = {"text": render, "md": render_markdown, "json": render_json}
+"""``bench compare --format`` → the renderer of a run comparison."""

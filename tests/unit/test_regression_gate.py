@@ -357,3 +357,19 @@ def test_the_help_documents_the_exit_codes() -> None:
     for line in ("2  usage error", "1  a regression, or the runs are not comparable", "4  no baseline left",
                  "3  cannot judge", "0  no regression"):
         assert line in text
+
+
+def test_the_comparison_in_json_and_markdown_carries_the_same_decision(tmp_path: Path) -> None:
+    base, new = baseline(tmp_path), candidate(tmp_path, {"spark": reps(4000, 4100, 3900), "flink": SAME["flink"]})
+    text_code, text = gate(base, new)
+    json_code, as_json = gate(base, new, extra=("--format", "json"))
+    md_code, as_md = gate(base, new, extra=("--format", "md"))
+    assert text_code == json_code == md_code == 1
+    data = json.loads(as_json)
+    assert data["exit_code"] == 1 and data["gate"] is True and data["threshold_pct"] == 10.0
+    p50 = next(c for c in data["changes"] if c["engine"] == "spark" and c["figure"] == "result_p50")
+    assert p50["verdict"] == "regressed" and p50["a"]["n"] == 3 and p50["b"]["mean"] == pytest.approx(4000.0)
+    assert any(r.startswith("spark result p50 worse by") for r in data["regressions"])
+    assert as_md.startswith("**gate: FAIL (exit 1):")
+    assert "| spark | result p50 (ms) |" in as_md and "- REGRESSION: spark result p50 worse by" in as_md
+    assert text.splitlines()[-1] == data["gate_line"]
