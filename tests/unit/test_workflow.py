@@ -226,10 +226,19 @@ def test_an_unchanged_night_passes(steps: Steps) -> None:
     assert "gate: pass (exit 0)" in done.stdout
 
 
-def test_another_cpu_starts_a_new_baseline_with_a_notice(steps: Steps) -> None:
+def test_another_cpu_starts_a_new_baseline_with_a_visible_warning(steps: Steps) -> None:
+    """Every baseline skipped (the runner's CPU model changed): the night passes ungated, and says so as a warning
+    in the log and at the top of the summary (it once passed with only a notice)."""
     done = gate_after(steps, NIGHT, fingerprint={"cpu_model": "Other CPU"})
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "::notice::no baseline run with these settings and this environment" in done.stdout
+    assert "::warning::every baseline run was left out" in done.stdout
+    run_dir = next((steps.workspace / "results" / "nightly").glob("*-nightly"))
+    summary = steps.run("Job summary", RUN_DIR=str(run_dir))
+    assert summary.returncode == 0, summary.stderr
+    lines = (steps.workspace / "summary.md").read_text().splitlines()
+    assert lines[:3] == ["# Nightly benchmark", "", "**gate: NO BASELINE (exit 4): every baseline run was left out; "
+                                                      "this run starts a new baseline**"]
+    assert lines[4].startswith("> **Warning:** every baseline run was left out")
 
 
 def test_an_accepted_run_is_marked_and_not_gated(steps: Steps) -> None:
@@ -248,11 +257,17 @@ def test_history_and_summary_show_the_trend(steps: Steps) -> None:
     history = steps.run("History", RUN_DIR=str(run_dir))
     assert history.returncode == 0, history.stdout + history.stderr
     assert (steps.workspace / "results" / "nightly" / "history.png").exists()
+    from harness.report.document import write_report
+
+    write_report(run_dir, plots=False)  # as `bench run` does after the run
     summary = steps.run("Job summary", RUN_DIR=str(run_dir))
     assert summary.returncode == 0, summary.stderr
     text = (steps.workspace / "summary.md").read_text()
+    assert text.startswith("# Nightly benchmark\n\n**gate: pass (exit 0): no regression beyond 10 %")
     assert "## Comparison with the baseline" in text and "## Benchmark history" in text
     assert "4 run(s), oldest first." in text and "![" not in text
+    assert "## At a glance" in text and "| **spark** |" in text  # the run's table, before the comparison
+    assert text.index("## At a glance") < text.index("## Comparison with the baseline")
 
 
 def test_a_failed_engine_fails_the_job_but_passes_the_run_directory_on(steps: Steps) -> None:
