@@ -38,8 +38,8 @@ class _Engine:
 
 
 def glance_section(runs: Sequence[RunData], capacities: Sequence[tuple[Path, dict[str, Any]]] = (),
-                   *, heading: str = "## At a glance") -> list[str]:
-    """The markdown lines of the table (empty when there is no engine to show)."""
+                   *, heading: str = "## At a glance", only: Sequence[str] | None = None) -> list[str]:
+    """The markdown lines of the table (empty when there is no engine to show); ``only``: these engine labels."""
     engines: dict[str, _Engine] = {}
     for run in runs:
         for label, reps in run.engines.items():
@@ -50,6 +50,8 @@ def glance_section(runs: Sequence[RunData], capacities: Sequence[tuple[Path, dic
             candidate = _capacity(found, path)
             if e.capacity is None or candidate[0] > e.capacity[0]:
                 e.capacity = candidate
+    if only is not None:
+        engines = {label: e for label, e in engines.items() if label in only}
     if not engines:
         return []
     rows = [[f"**{label}**", "; ".join(e.latency) or "–", e.capacity[1] if e.capacity else "–",
