@@ -5,6 +5,8 @@ every answer exact and, when one is given, within a latency objective. The searc
 ``trial`` function (a rate in, a :class:`TrialOutcome` out) and decides which rates to try:
 
 1. **grow** geometrically from ``start`` (× ``growth``) until the first failed trial, or until ``max`` passed;
+   when the very first trial fails, **step down** instead (halving, at most down to :data:`MIN_SEARCH_RATE`)
+   until a trial passes, so an engine slower than ``start`` is bracketed too;
 2. **bisect** between the last passing and the first failing rate until ``(fail − pass) / pass <= precision``.
 
 A trial's verdict is one of:
@@ -40,6 +42,9 @@ from harness.analysis.verdicts import still_catching_up
 Verdict = Literal["pass", "fail", "load-path", "error", "unsettled"]
 ENDING_VERDICTS: tuple[Verdict, ...] = ("load-path", "error")
 """Verdicts that end a search at once: beyond them nothing can be said about the engine."""
+MIN_SEARCH_RATE = 10.0
+"""The lowest rate a search steps down to (events/s) when its first trial fails: below it a windowed count has
+too few events per window to tell an engine's limit from its start-up."""
 
 
 @dataclass(frozen=True)
@@ -120,13 +125,28 @@ def _grow(run: _Run, rate: float, ceiling: float, growth: float) -> tuple[float 
             return passed, None, _ending_words(record)
         if record.verdict == "fail":
             if passed is None:
-                return None, rate, (f"the first trial ({rate:,.0f}/s) already failed: {record.reason}; "
-                                    "start lower (--min)")
+                return _step_down(run, rate)
             return passed, rate, None
         passed = rate
         if rate >= ceiling:
             return passed, None, f"max reached: passed at the highest rate allowed ({ceiling:,.0f}/s)"
         rate = min(_whole(rate * growth) if rate * growth >= rate + 1 else rate + 1, ceiling)
+
+
+def _step_down(run: _Run, failed: float) -> tuple[float | None, float | None, str | None]:
+    """After a failing first trial: halve the rate until a trial passes (then bisect as usual), at most down to
+    :data:`MIN_SEARCH_RATE`."""
+    while True:
+        rate = _whole(failed / 2)
+        if rate < MIN_SEARCH_RATE:
+            return None, failed, (f"no passing rate: every trial down to {failed:,.0f}/s failed (the lowest step, "
+                                  f"{MIN_SEARCH_RATE:,.0f}/s, is not tried below)")
+        record = run(rate)
+        if record.verdict in ENDING_VERDICTS:
+            return None, failed, _ending_words(record)
+        if record.verdict == "pass":
+            return rate, failed, None
+        failed = rate
 
 
 def _bisect(run: _Run, passed: float, failed: float, precision: float) -> tuple[float, float, str]:
@@ -237,8 +257,7 @@ class _SteppedState:
                 if record.verdict in ENDING_VERDICTS:
                     return passed, None, _ending_words(record)
                 if passed is None:
-                    return None, record.rate, (f"the first trial ({record.rate:,.0f}/s) already failed: "
-                                               f"{record.reason}; start lower (--min)")
+                    return self.step_down(record.rate)
                 return passed, record.rate, None
             last = records[-1]
             if last.verdict == "pass":
@@ -247,6 +266,23 @@ class _SteppedState:
                 rate = rates[len(records)] if len(records) < len(rates) else _grown(last.rate, growth, ceiling)
             else:
                 rate = last.rate  # the load-path retry
+
+    def step_down(self, failed: float) -> tuple[float | None, float | None, str | None]:
+        """After a failing first step: runs of one step, halving the rate until one passes (as the fresh search's
+        :func:`_step_down`)."""
+        while True:
+            rate = _whole(failed / 2)
+            if rate < MIN_SEARCH_RATE:
+                return None, failed, (f"no passing rate: every trial down to {failed:,.0f}/s failed (the lowest "
+                                      f"step, {MIN_SEARCH_RATE:,.0f}/s, is not tried below)")
+            [record] = self.run([rate])[:1]
+            if record.verdict == "pass":
+                return rate, failed, None
+            if self._retry(record):
+                continue
+            if record.verdict in ENDING_VERDICTS:
+                return None, failed, _ending_words(record)
+            failed = rate
 
     def refine(self, rates: list[float], passed: float, failed: float) -> tuple[float, float, str | None]:
         records = self.run(rates)

@@ -80,12 +80,22 @@ def test_max_reached_while_still_passing_ends_the_search_with_an_open_bracket() 
     assert result.ended_by.startswith("max reached")
 
 
-def test_a_start_that_already_fails_reports_no_capacity_and_says_to_start_lower() -> None:
-    result, calls = run(500)
-    assert calls == [1000]
-    assert result.capacity is None
-    assert result.bracket == (None, 1000)
-    assert "already failed" in result.ended_by and "--min" in result.ended_by
+def test_a_start_that_already_fails_steps_down_until_it_brackets_the_capacity() -> None:
+    """An engine of capacity 300/s searched from 1,000/s: halving 1,000 → 500 → 250 (passes), then bisecting
+    (it once ended after one trial with "start lower (--min)")."""
+    result, calls = run(300)
+    assert calls[:3] == [1000, 500, 250]
+    assert result.capacity is not None and 300 / 1.05 <= result.capacity <= 300
+    low, high = result.bracket
+    assert low == result.capacity and high is not None and (high - low) / low <= 0.05
+    assert result.ended_by.startswith("precision reached")
+
+
+def test_an_engine_below_the_lowest_step_has_no_capacity_and_says_how_low_it_went() -> None:
+    result, calls = run(5)
+    assert calls == [1000, 500, 250, 125, 62, 31, 16]
+    assert result.capacity is None and result.bracket == (None, 16)
+    assert result.ended_by.startswith("no passing rate: every trial down to 16/s failed")
 
 
 def test_the_load_path_ends_the_search_and_is_never_the_capacity() -> None:

@@ -75,10 +75,14 @@ def test_the_climb_goes_on_in_a_new_run_and_stops_at_max() -> None:
     assert found.ended_by.startswith("max reached")
 
 
-def test_a_first_step_that_fails_ends_the_search_without_a_capacity() -> None:
-    found = stepped_search(FakeSteps(5_000), start=10_000, precision=0.05, growth=2, steps_per_run=4)
-    assert found.capacity is None and found.bracket == (None, 10_000)
-    assert "start lower" in found.ended_by and len(found.trials) == 1
+def test_a_first_step_that_fails_steps_down_in_runs_of_one_step_then_refines() -> None:
+    fake = FakeSteps(3_000)
+    found = stepped_search(fake, start=10_000, precision=0.05, growth=2, steps_per_run=4)
+    assert fake.runs[:3] == [[10_000, 20_000, 40_000, 80_000], [5_000], [2_500]]  # first step failed: halving
+    assert found.capacity is not None and 3_000 / 1.05 <= found.capacity <= 3_000
+    assert found.ended_by.startswith("precision reached")
+    nothing = stepped_search(FakeSteps(5), start=100, precision=0.05, growth=2, steps_per_run=4)
+    assert nothing.capacity is None and nothing.ended_by.startswith("no passing rate: every trial down to 12/s")
 
 
 def test_a_load_path_step_is_run_once_more_in_a_new_run_then_ends_the_search() -> None:
