@@ -33,7 +33,7 @@ from harness.analysis.keepup import KeepUp, judge_keep_up, output_processed_rate
 from harness.loadgen import GeneratorResult
 from harness.loadgen.schedule import RateSchedule
 from harness.analysis.oracle import Expected
-from harness.analysis.resources import summarize
+from harness.analysis.resources import core_us_per_event, summarize
 from harness.results.model import (
     FORMAT_VERSION,
     FairnessValue,
@@ -137,7 +137,9 @@ def analyse(inputs: RepetitionInputs) -> RepetitionResult:
                                  _arrived_late_dropped(as_intended, expected, judgement.pairs)),
         faults=_faults(inputs, records, pairs),
     )
-    summary = dataclasses.replace(summary, warnings=verdicts.repetition_warnings(summary))
+    cost = core_us_per_event(summary.resources.get(inputs.engine), throughput.processed_rate)
+    summary = dataclasses.replace(summary, warnings=verdicts.repetition_warnings(summary),
+                                  engine_core_us_per_event=cost)
     return RepetitionResult(
         summary=summary,
         series=series,

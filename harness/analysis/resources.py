@@ -11,6 +11,14 @@ OTHERS = "other processes"
 """The sampler's component for what processes outside the run took from the cores (machine busy − the run)."""
 
 
+def core_us_per_event(stats: ResourceStats | None, processed_rate: float | None) -> float | None:
+    """What an event cost the engine: its mean CPU over the measured period (cores) per event it processed per
+    second, in core-microseconds (``1e6 / events per core-second``); None without both figures."""
+    if stats is None or stats.cpu_mean_percent is None or not processed_rate:
+        return None
+    return stats.cpu_mean_percent / 100.0 / processed_rate * 1e6
+
+
 def summarize(frame: pd.DataFrame, start_ms: int | None = None, end_ms: int | None = None) -> dict[str, ResourceStats]:
     """Per component: mean and max CPU and max RSS over samples with ``start_ms <= t_ms <= end_ms`` (all samples
     of a component when none falls in that period)."""

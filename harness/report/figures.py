@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.results import LoadedRepetition, RepetitionSummary
+from harness.analysis.resources import core_us_per_event
 from harness.analysis.stats import Estimate, estimate
 
 
@@ -56,14 +57,11 @@ def _resource(engine_cpu: bool) -> Callable[[RepetitionSummary], float | None]:
 
 
 def engine_cost(s: RepetitionSummary) -> float | None:
-    """What an event cost the engine: its mean CPU over the measured period (cores) per event it processed,
-    in core-microseconds (``1e6 / events per core-second``, Nexmark's throughput per core turned around).
-    None without both figures."""
-    stats = s.resources.get(s.engine)
-    rate = s.throughput.processed_rate
-    if stats is None or stats.cpu_mean_percent is None or not rate:
-        return None
-    return stats.cpu_mean_percent / 100.0 / rate * 1e6
+    """What an event cost the engine, in core-µs (Nexmark's throughput per core turned around): as stored, or
+    for an older summary from its figures by the same rule (:func:`harness.analysis.resources.core_us_per_event`)."""
+    if s.engine_core_us_per_event is not None:
+        return s.engine_core_us_per_event
+    return core_us_per_event(s.resources.get(s.engine), s.throughput.processed_rate)
 
 
 FIGURES: tuple[Figure, ...] = (

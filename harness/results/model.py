@@ -284,6 +284,9 @@ class RepetitionSummary:
     input_delay: InputDelaySummary | None = None
     """Input append − intended send time over the measured period: the input path's own delay (None when the
     input topic was not read back: results written before this field existed, or the load did not finish)."""
+    engine_core_us_per_event: float | None = None
+    """The engine's CPU per processed event over the measured period, in core-µs (its mean CPU in cores, children
+    included, / its processed rate); None when either is unknown or in summaries written before it was stored."""
     faults: list[dict[str, Any]] = field(default_factory=list)
     """One entry per scenario fault: the injector's record (kind, at_ms, downtime_ms, injected_at_ms,
     restarted_at_ms, recovered_at_ms, error) and, if it was injected, :class:`harness.analysis.fault_figures.FaultFigures`."""
