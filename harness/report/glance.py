@@ -70,7 +70,10 @@ def _add_run(e: _Engine, run: RunData, reps: list[LoadedRepetition]) -> None:
     faults = [f for r in usable for f in (r.summary.faults or [])]
     if usable and not faults:
         rate = figure_estimate(usable, FIGURE_BY_KEY["target_rate"])
-        at = f" at {fmt_number(rate.mean)}/s" if rate is not None else ""
+        where = f"{run.scenario.get('name', '?')}"
+        if any(f"({where})" in text or f"({where}, " in text for text in e.latency):  # the same scenario again
+            where += f", {run.path.name.split('-', 1)[0]}"
+        at = (f" at {fmt_number(rate.mean)}/s" if rate is not None else "") + f" ({where})"
         p50 = figure_estimate(usable, FIGURE_BY_KEY["result_p50"])
         p99 = figure_estimate(usable, FIGURE_BY_KEY["result_p99"])
         if p50 is not None and p99 is not None:

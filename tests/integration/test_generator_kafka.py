@@ -36,7 +36,7 @@ def scenario(rate: str, duration: str, **producer: Any) -> Scenario:
             "duration": duration,
             "warmup": "1s",
             "load": {"rate": rate, "users": 500, "distribution": "zipf",
-                     "disorder": {"fraction": 0.1, "max_delay": "1s"}, "late": {"fraction": 0.001, "by": "10s"},
+                     "disorder": {"fraction": 0.1, "max_delay": "900ms"}, "late": {"fraction": 0.001, "by": "10s"},
                      "payload_size": 120, "producer": producer},
             # hopping, 2 windows per event; small enough that a 3 s load measures the 3 windows a scenario needs
             "window": {"size": "500ms", "slide": "250ms", "watermark_delay": "1s"},

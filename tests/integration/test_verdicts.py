@@ -31,7 +31,7 @@ ENGINE = "tests.engines:KnownTruthEngine"
 
 
 def run(tmp_path: Path, bootstrap: str, engines: list[dict[str, Any]], *, rate: str = "2k",
-        duration: str = "30s", warmup: str = "10s", drain_timeout: str = "2m") -> Path:
+        duration: str = "26s", warmup: str = "6s", drain_timeout: str = "2m") -> Path:
     """One run of ``engines`` (one after another) on the session's shared broker."""
     scenario = parse_scenario({
         "name": "verdict", "duration": duration, "warmup": warmup, "drain_timeout": drain_timeout, "seed": 3,

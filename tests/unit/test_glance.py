@@ -29,11 +29,11 @@ def test_the_committed_runs_at_a_glance() -> None:
     assert lines[0] == "## At a glance"
     table = rows(lines)
     spark, flink, flink_eo = table["spark"], table["flink"], table["flink-eo"]
-    assert spark[0] == "3.92 s / 4.59 s at 60,000/s" and flink[0] == "2.27 s / 2.42 s at 60,000/s"
+    assert spark[0] == "3.92 s / 4.59 s at 60,000/s (high_rate)" and flink[0] == "2.27 s / 2.42 s at 60,000/s (high_rate)"
     # of two Flink searches both ended by the load path, the higher bound; Spark's only one
     assert flink[1] == ("≥ 20,000/s (bounded by the load path at 40,000/s; `20261126T011037Z-capacity-capacity`)")
     assert spark[1].startswith("≥ 40,000/s (bounded by the load path at 80,000/s")
-    assert spark[2].endswith("core-µs at 60,000/s") and spark[3].endswith("MiB")
+    assert spark[2].endswith("core-µs at 60,000/s (high_rate)") and spark[3].endswith("MiB")
     assert spark[4] == "exact in 2 of 2 runs"
     assert flink[5] == "at-least-once / 200 duplicate pair(s)" and flink_eo[5] == "exactly-once / no duplicate"
     assert flink_eo[0] == "–"  # it ran only with a fault: no steady-state latency
@@ -47,7 +47,7 @@ def test_a_run_report_opens_with_the_table_of_its_engines() -> None:
 
     text = render_report(load_run(RESULTS / "20261125T165952Z-high_rate"))
     assert text.index("## At a glance") < text.index("## Warnings")
-    assert "| **spark** | 3.92 s / 4.59 s at 60,000/s |" in text
+    assert "| **spark** | 3.92 s / 4.59 s at 60,000/s (high_rate) |" in text
 
 
 def test_every_plot_gives_an_engine_its_own_colour_and_says_where_it_comes_from() -> None:
