@@ -81,7 +81,11 @@ class ProcessWatch:
                 cmdline = " ".join(proc.info["cmdline"] or [])
                 if RESOURCE_TRACKER in cmdline:
                     continue
-                key = (proc.info["pid"], proc.info["create_time"])
+                # a process that ended while it was listed comes without all its fields: nothing to watch
+                created = proc.info.get("create_time")
+                if created is None:
+                    continue
+                key = (proc.info["pid"], created)
                 if key not in self.before and (proc.info["pid"] in ours or self.marker in cmdline):
                     self.seen[key] = cmdline[:160]
             except psutil.Error:
@@ -89,7 +93,10 @@ class ProcessWatch:
 
     def run(self) -> None:
         while not self._halt.wait(1.0):
-            self.poll()
+            try:
+                self.poll()
+            except psutil.Error:  # a process tree changing under the listing: the next poll sees it
+                continue
 
     def alive(self) -> list[str]:
         """Seen processes still running now (the same pid with the same create time; zombies count as gone)."""
